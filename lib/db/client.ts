@@ -1,0 +1,126 @@
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { sql } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
+import postgres from "postgres";
+import * as schema from "./schema";
+
+export type Schema = typeof schema;
+/** A database or a transaction: drizzle's transactions are databases too. */
+export type Database = PgDatabase<PgQueryResultHKT, Schema>;
+export type DatabaseKind = "pglite" | "postgres";
+
+export type Unlisten = () => Promise<void>;
+
+/** One opened database: the drizzle handle plus the engine-specific pieces. */
+export interface DatabaseHandle {
+  readonly db: Database;
+  readonly kind: DatabaseKind;
+  /** LISTEN on a channel; the callback gets each NOTIFY payload. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<Unlisten>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** A postgres:// URL; when absent the embedded PGlite is used. */
+  databaseUrl?: string;
+  /** PGlite's data folder, or `memory://` for a throwaway in-memory database. */
+  pgliteDir?: string;
+  /** Folder of drizzle-kit migrations (default: ./drizzle). */
+  migrationsFolder?: string;
+  /** Pool size for postgres.js. */
+  maxConnections?: number;
+}
+
+const MIGRATION_LOCK_KEY = 0x0c0c0d; // advisory lock id: one migrator at a time across instances
+
+function defaultMigrationsFolder(): string {
+  return path.join(process.cwd(), "drizzle");
+}
+
+/** Opens and migrates the database Concord runs on. */
+export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle> {
+  const migrationsFolder = options.migrationsFolder ?? defaultMigrationsFolder();
+  return options.databaseUrl
+    ? openPostgres(options.databaseUrl, migrationsFolder, options.maxConnections ?? 10)
+    : openPglite(options.pgliteDir ?? ".data/pglite", migrationsFolder);
+}
+
+async function openPglite(dir: string, migrationsFolder: string): Promise<DatabaseHandle> {
+  const inMemory = dir.startsWith("memory://");
+  // PGlite does not create missing parent folders.
+  if (!inMemory) await mkdir(path.dirname(path.resolve(dir)), { recursive: true });
+  const client = await PGlite.create(inMemory ? undefined : path.resolve(dir));
+  const db = drizzlePglite({ client, schema });
+  await migratePglite(db, { migrationsFolder });
+  return {
+    db: db as unknown as Database,
+    kind: "pglite",
+    async listen(channel, onPayload) {
+      const unsubscribe = await client.listen(channel, onPayload);
+      return async () => {
+        await unsubscribe();
+      };
+    },
+    async close() {
+      await client.close();
+    },
+  };
+}
+
+async function openPostgres(url: string, migrationsFolder: string, max: number): Promise<DatabaseHandle> {
+  await migratePostgresOnce(url, migrationsFolder);
+  const client = postgres(url, {
+    max,
+    onnotice: () => undefined,
+  });
+  const db = drizzlePostgres({ client, schema });
+  return {
+    db: db as unknown as Database,
+    kind: "postgres",
+    async listen(channel, onPayload) {
+      const sub = await client.listen(channel, (payload) => onPayload(payload));
+      return async () => {
+        await sub.unlisten();
+      };
+    },
+    async close() {
+      await client.end({ timeout: 5 });
+    },
+  };
+}
+
+/**
+ * Several instances may start at once against one server: a session-level
+ * advisory lock on a dedicated connection lets one of them migrate while the
+ * others wait, then find nothing left to do.
+ */
+async function migratePostgresOnce(url: string, migrationsFolder: string): Promise<void> {
+  const client = postgres(url, { max: 1, onnotice: () => undefined });
+  try {
+    await client`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
+    await migratePostgres(drizzlePostgres({ client }), { migrationsFolder });
+    await client`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
+  } finally {
+    await client.end({ timeout: 5 });
+  }
+}
+
+/** Rows of a raw `db.execute()`: PGlite returns `{ rows }`, postgres.js an array. */
+export function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  if (result && typeof result === "object" && "rows" in result && Array.isArray(result.rows)) {
+    return result.rows as T[];
+  }
+  return [];
+}
+
+/** A cheap round trip, for health checks. */
+export async function ping(db: Database): Promise<void> {
+  await db.execute(sql`select 1`);
+}

@@ -1,0 +1,3 @@
+export * from "./records";
+export * from "./conflicts";
+export * from "./governance";

@@ -1,0 +1,98 @@
+
+import {
+  bigint,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgSequence,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+} from "drizzle-orm/pg-core";
+
+export type JsonObject = { [key: string]: JsonValue };
+export type JsonValue = string | number | boolean | null | JsonValue[] | JsonObject;
+
+/**
+ * The global change sequence. Every accepted change takes the next value; a
+ * record's `seq` is the value of its latest change, so "changes since
+ * checkpoint" is a range scan on (collection, seq).
+ */
+export const changeSeq = pgSequence("change_seq", { startWith: 1, increment: 1 });
+
+/** Where a version came from (shown in history, chosen by the verb that wrote it). */
+export const RECORD_ORIGINS = ["push", "merge", "resolution", "restore"] as const;
+export type RecordOrigin = (typeof RECORD_ORIGINS)[number];
+
+/** Current state of every record: one row per (collection, id). */
+export const records = pgTable(
+  "records",
+  {
+    collection: text("collection").notNull(),
+    id: text("id").notNull(),
+    /**
+     * The record's JSON object. A tombstone keeps the last live data so that
+     * read scopes can still be evaluated for it (to tell a reader that a record
+     * it could see was deleted); it is never returned to clients.
+     */
+    data: jsonb("data").$type<JsonObject>().notNull(),
+    version: integer("version").notNull(),
+    /** SHA-256 of the canonical JSON of the full data (or of `null` when deleted). */
+    digest: text("digest").notNull(),
+    deleted: boolean("deleted").notNull().default(false),
+    seq: bigint("seq", { mode: "number" }).notNull(),
+    updatedBy: text("updated_by").notNull(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.collection, t.id] }),
+    // The delta feed: changes of one collection after a checkpoint, oldest first.
+    index("records_collection_seq_idx").on(t.collection, t.seq),
+  ],
+);
+
+/** Every accepted version of every record, kept forever. */
+export const recordHistory = pgTable(
+  "record_history",
+  {
+    collection: text("collection").notNull(),
+    id: text("id").notNull(),
+    version: integer("version").notNull(),
+    data: jsonb("data").$type<JsonObject>().notNull(),
+    digest: text("digest").notNull(),
+    deleted: boolean("deleted").notNull().default(false),
+    seq: bigint("seq", { mode: "number" }).notNull(),
+    origin: text("origin").$type<RecordOrigin>().notNull(),
+    /** The push's changeId, when the version came from a push. */
+    changeId: text("change_id"),
+    /** The system (for pushes) or `operator:<name>` (for resolutions and restores). */
+    writtenBy: text("written_by").notNull(),
+    writtenAt: timestamp("written_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    // (collection, id, version) also answers "the version a reader had at
+    // checkpoint s" (the latest version with seq <= s): versions grow with seq.
+    primaryKey({ columns: [t.collection, t.id, t.version] }),
+  ],
+);
+
+/** Idempotency: the first result of every change a system pushed, by its changeId. */
+export const pushReceipts = pgTable(
+  "push_receipts",
+  {
+    system: text("system").notNull(),
+    changeId: text("change_id").notNull(),
+    collection: text("collection").notNull(),
+    recordId: text("record_id").notNull(),
+    result: jsonb("result").$type<JsonObject>().notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.system, t.changeId] })],
+);
+
+
+export type RecordRow = typeof records.$inferSelect;
+export type RecordHistoryRow = typeof recordHistory.$inferSelect;
+export type PushReceiptRow = typeof pushReceipts.$inferSelect;
