@@ -1,0 +1,36 @@
+import { z } from "zod";
+import { readQuery, readText } from "@/lib/http/body";
+import { withAdmin } from "@/lib/http/handlers";
+import { json } from "@/lib/http/respond";
+import { activatePolicy, dryRunPolicy, getActivePolicy } from "@/lib/policy/store";
+import { MAX_POLICY_BYTES } from "@/lib/policy/validate";
+
+export const dynamic = "force-dynamic";
+
+/** The active policy: its version, YAML text and activation time. */
+export const GET = withAdmin(async ({ hub }) => {
+  const active = await getActivePolicy(hub.db);
+  return json({
+    version: active.version,
+    yaml: active.yaml,
+    activatedAt: active.activatedAt.toISOString(),
+    activatedBy: active.activatedBy,
+  });
+});
+
+const putQuery = z.strictObject({
+  dryRun: z.enum(["0", "1", "true", "false"], { error: "dryRun must be 1 or 0" }).optional(),
+  comment: z.string().max(500, "comment must be at most 500 characters").optional(),
+});
+
+/** Validates and activates a policy (the body is the YAML); `?dryRun=1` validates only. */
+export const PUT = withAdmin(async ({ hub, actor }, request) => {
+  const query = readQuery(request, putQuery);
+  const yaml = await readText(request, MAX_POLICY_BYTES);
+  if (query.dryRun === "1" || query.dryRun === "true") {
+    const { warnings } = await dryRunPolicy(yaml);
+    return json({ valid: true, version: null, warnings });
+  }
+  const result = await activatePolicy(hub.db, { yaml, actor, source: "api", comment: query.comment ?? null });
+  return json({ version: result.version, warnings: result.warnings });
+});

@@ -1,0 +1,75 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { ensureAdminToken } from "./auth/admin-token";
+import { getDatabase, ping, type Database, type DatabaseHandle, type DatabaseKind } from "./db";
+import { env } from "./env";
+import { log } from "./log";
+import { activatePolicy, hasAnyPolicy } from "./policy/store";
+
+/** The running hub: its database, booted (migrated, a policy active, an admin token set). */
+export interface Hub {
+  db: Database;
+  kind: DatabaseKind;
+  handle: DatabaseHandle;
+}
+
+const booted = new WeakMap<DatabaseHandle, Promise<void>>();
+
+/** The process's hub, booted on first use (instrumentation.ts boots it at server start). */
+export async function getHub(): Promise<Hub> {
+  const handle = await getDatabase();
+  let boot = booted.get(handle);
+  if (!boot) {
+    boot = bootHub(handle);
+    booted.set(handle, boot);
+    boot.catch(() => booted.delete(handle));
+  }
+  await boot;
+  return { db: handle.db, kind: handle.kind, handle };
+}
+
+async function bootHub(handle: DatabaseHandle): Promise<void> {
+  const { db } = handle;
+  if (!(await hasAnyPolicy(db))) await activateDefaultPolicy(db);
+  const token = await ensureAdminToken(db, env().ADMIN_TOKEN);
+  if (token.source === "generated") {
+    log.info(
+      [
+        "No ADMIN_TOKEN was set, so this first start generated one. It is shown only now; only its hash is stored:",
+        "",
+        `    ${token.token}`,
+        "",
+        "Use it as `Authorization: Bearer <token>` on /api/admin routes. Set ADMIN_TOKEN to choose your own.",
+      ].join("\n"),
+    );
+  }
+}
+
+async function activateDefaultPolicy(db: Database): Promise<void> {
+  const file = path.resolve(process.cwd(), env().CONCORD_DEFAULT_POLICY);
+  let yaml: string;
+  try {
+    yaml = await readFile(file, "utf8");
+  } catch (error) {
+    throw new Error(
+      `The database has no policy yet and the default policy file ${file} cannot be read (${(error as Error).message}). Set CONCORD_DEFAULT_POLICY to a valid policy file.`,
+    );
+  }
+  const result = await activatePolicy(db, {
+    yaml,
+    actor: "concord",
+    source: "default",
+    comment: `default policy from ${env().CONCORD_DEFAULT_POLICY}`,
+    onlyIfNone: true,
+  });
+  if (result) {
+    log.info(`Activated the default policy ${env().CONCORD_DEFAULT_POLICY} as version ${result.version}.`);
+    for (const w of result.warnings) log.warn(`default policy line ${w.line}: ${w.message}`);
+  }
+}
+
+/** GET /api/health: the database answers, and which engine it is. */
+export async function checkHealth(hub: Hub): Promise<{ status: "ok"; database: DatabaseKind }> {
+  await ping(hub.db);
+  return { status: "ok", database: hub.kind };
+}
