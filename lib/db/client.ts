@@ -21,6 +21,10 @@ export type Unlisten = () => Promise<void>;
 export interface DatabaseHandle {
   readonly db: Database;
   readonly kind: DatabaseKind;
+  /** The server URL (Postgres only). */
+  readonly url?: string;
+  /** The embedded database (PGlite only). */
+  readonly pglite?: PGlite;
   /** LISTEN on a channel; the callback gets each NOTIFY payload. */
   listen(channel: string, onPayload: (payload: string) => void): Promise<Unlisten>;
   close(): Promise<void>;
@@ -61,6 +65,7 @@ async function openPglite(dir: string, migrationsFolder: string): Promise<Databa
   return {
     db: db as unknown as Database,
     kind: "pglite",
+    pglite: client,
     async listen(channel, onPayload) {
       const unsubscribe = await client.listen(channel, onPayload);
       return async () => {
@@ -83,6 +88,7 @@ async function openPostgres(url: string, migrationsFolder: string, max: number):
   return {
     db: db as unknown as Database,
     kind: "postgres",
+    url,
     async listen(channel, onPayload) {
       const sub = await client.listen(channel, (payload) => onPayload(payload));
       return async () => {

@@ -1,14 +1,10 @@
 import { readFileSync } from "node:fs";
 import { expect } from "vitest";
 import type { JsonObject } from "@/lib/db/schema";
-import { CompiledPolicy, covers, fieldsFor, type Action } from "@/lib/policy/compile";
-import { validatePolicy } from "@/lib/policy/validate";
+import { compilePolicy } from "@/lib/policy";
+import { covers, fieldsFor, type Action, type CompiledPolicy } from "@/lib/policy/compile";
 
-export async function compile(source: string): Promise<CompiledPolicy> {
-  const result = validatePolicy(source);
-  if (!result.ok) throw new Error(`invalid policy: ${JSON.stringify(result.errors)}`);
-  return CompiledPolicy.create(result.policy);
-}
+export const compile = compilePolicy;
 
 export function compileFile(path: string): Promise<CompiledPolicy> {
   return compile(readFileSync(path, "utf8"));

@@ -78,27 +78,19 @@ function tokenize(text: string): Token[] {
       i++;
       continue;
     }
-    const start = i;
-    if (isIdentStart(c)) {
-      const token = lexPathOrKeyword(text, start);
-      tokens.push(token);
-      i = start + token.text.length;
-    } else if (isDigit(c) || (c === 45 /* - */ && isDigit(text.charCodeAt(i + 1)))) {
-      const token = lexNumber(text, start);
-      tokens.push(token);
-      i = start + token.text.length;
-    } else if (c === 39 || c === 34) {
-      const token = lexString(text, start);
-      tokens.push(token);
-      i = start + token.text.length;
-    } else {
-      const token = lexSymbol(text, start);
-      tokens.push(token);
-      i = start + token.text.length;
-    }
+    const token = lexToken(text, i, c);
+    tokens.push(token);
+    i += token.text.length;
   }
   tokens.push({ kind: "end", text: "", offset: text.length });
   return tokens;
+}
+
+function lexToken(text: string, i: number, c: number): Token {
+  if (isIdentStart(c)) return lexPathOrKeyword(text, i);
+  if (isDigit(c) || (c === 45 /* - */ && isDigit(text.charCodeAt(i + 1)))) return lexNumber(text, i);
+  if (c === 39 || c === 34) return lexString(text, i);
+  return lexSymbol(text, i);
 }
 
 function lexPathOrKeyword(text: string, start: number): Token {

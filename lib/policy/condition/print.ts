@@ -3,7 +3,10 @@ import { KEYWORDS, type Condition, type FieldPath, type Literal } from "./ast";
 /**
  * Canonical text for a condition: `parseCondition(printCondition(ast))` gives
  * back an AST equal to `ast` (including `-0` and nested junctions), so the
- * printed form can be stored, shown to operators and compared.
+ * printed form can be stored, shown to operators and compared. The length
+ * limit applies to what operators write: canonical text can be longer than
+ * its source (`, ` in lists, `1e3` → `1000`, escaped control characters), so
+ * a condition near 4096 characters may print to text the parser refuses.
  */
 export function printCondition(ast: Condition): string {
   switch (ast.kind) {
