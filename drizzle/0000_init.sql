@@ -3,7 +3,7 @@ CREATE TABLE "push_receipts" (
 	"system" text NOT NULL,
 	"change_id" text NOT NULL,
 	"collection" text NOT NULL,
-	"record_id" text NOT NULL,
+	"record_id" text COLLATE "C" NOT NULL,
 	"result" jsonb NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "push_receipts_system_change_id_pk" PRIMARY KEY("system","change_id")
@@ -11,7 +11,7 @@ CREATE TABLE "push_receipts" (
 --> statement-breakpoint
 CREATE TABLE "record_history" (
 	"collection" text NOT NULL,
-	"id" text NOT NULL,
+	"id" text COLLATE "C" NOT NULL,
 	"version" integer NOT NULL,
 	"data" jsonb NOT NULL,
 	"digest" text NOT NULL,
@@ -26,7 +26,7 @@ CREATE TABLE "record_history" (
 --> statement-breakpoint
 CREATE TABLE "records" (
 	"collection" text NOT NULL,
-	"id" text NOT NULL,
+	"id" text COLLATE "C" NOT NULL,
 	"data" jsonb NOT NULL,
 	"version" integer NOT NULL,
 	"digest" text NOT NULL,
@@ -40,7 +40,7 @@ CREATE TABLE "records" (
 CREATE TABLE "conflicts" (
 	"id" bigserial PRIMARY KEY NOT NULL,
 	"collection" text NOT NULL,
-	"record_id" text NOT NULL,
+	"record_id" text COLLATE "C" NOT NULL,
 	"client_system" text NOT NULL,
 	"server_system" text NOT NULL,
 	"change_id" text NOT NULL,

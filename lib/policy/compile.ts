@@ -115,7 +115,7 @@ export class CompiledPolicy {
   static async create(policy: Policy): Promise<CompiledPolicy> {
     const enforcer = await newEnforcer(newModelFromString(CASBIN_MODEL));
     for (const [name, fn] of Object.entries(casbinConditionFunctions)) {
-      enforcer.addFunction(name, fn);
+      await enforcer.addFunction(name, fn);
     }
     const systems = Object.keys(policy.systems);
     for (const system of systems) await enforcer.addGroupingPolicy(system, "*");

@@ -1,5 +1,5 @@
 import { bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
-import type { JsonObject } from "./records";
+import { recordId, type JsonObject } from "./records";
 
 export const CONFLICT_OUTCOMES = ["server-won", "client-won", "merged", "pending", "resolved"] as const;
 export type ConflictOutcome = (typeof CONFLICT_OUTCOMES)[number];
@@ -13,7 +13,7 @@ export const conflicts = pgTable(
   {
     id: bigserial("id", { mode: "number" }).primaryKey(),
     collection: text("collection").notNull(),
-    recordId: text("record_id").notNull(),
+    recordId: recordId("record_id").notNull(),
     /** The system that pushed the colliding change. */
     clientSystem: text("client_system").notNull(),
     /** The system (or operator) that wrote the server's copy the change collided with. */

@@ -2,6 +2,7 @@
 import {
   bigint,
   boolean,
+  customType,
   index,
   integer,
   jsonb,
@@ -22,6 +23,15 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | JsonObj
  */
 export const changeSeq = pgSequence("change_seq", { startWith: 1, increment: 1 });
 
+/**
+ * Record ids compare by Unicode code point (COLLATE "C") on every server,
+ * whatever its locale, so manifest pages are ordered the same everywhere and
+ * match the SDK's ordering.
+ */
+export const recordId = customType<{ data: string; notNull: true }>({
+  dataType: () => 'text COLLATE "C"',
+});
+
 /** Where a version came from (shown in history, chosen by the verb that wrote it). */
 export const RECORD_ORIGINS = ["push", "merge", "resolution", "restore"] as const;
 export type RecordOrigin = (typeof RECORD_ORIGINS)[number];
@@ -31,7 +41,7 @@ export const records = pgTable(
   "records",
   {
     collection: text("collection").notNull(),
-    id: text("id").notNull(),
+    id: recordId("id").notNull(),
     /**
      * The record's JSON object. A tombstone keeps the last live data so that
      * read scopes can still be evaluated for it (to tell a reader that a record
@@ -58,7 +68,7 @@ export const recordHistory = pgTable(
   "record_history",
   {
     collection: text("collection").notNull(),
-    id: text("id").notNull(),
+    id: recordId("id").notNull(),
     version: integer("version").notNull(),
     data: jsonb("data").$type<JsonObject>().notNull(),
     digest: text("digest").notNull(),
@@ -85,7 +95,7 @@ export const pushReceipts = pgTable(
     system: text("system").notNull(),
     changeId: text("change_id").notNull(),
     collection: text("collection").notNull(),
-    recordId: text("record_id").notNull(),
+    recordId: recordId("record_id").notNull(),
     result: jsonb("result").$type<JsonObject>().notNull(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
