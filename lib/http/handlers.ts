@@ -1,4 +1,8 @@
 import { verifyAdminToken } from "../auth/admin-token";
+import { authenticateApiKey } from "../auth/api-keys";
+import { getActivePolicy } from "../policy/store";
+import type { SyncContext } from "../sync/context";
+import { POLICY_VERSION_HEADER } from "../sync/protocol";
 import { bearerToken } from "../auth/secrets";
 import { env } from "../env";
 import { ServiceError } from "../errors";
@@ -47,6 +51,43 @@ export function withPublic(handler: (hub: Hub, request: Request) => Promise<Resp
       return await handler(await getHub(), request);
     } catch (error) {
       return errorResponse(error);
+    }
+  };
+}
+
+/**
+ * Guards a sync route with a system API key, loads the active policy, and
+ * stamps every answer (errors included) with X-Policy-Version, so a client
+ * notices a policy change on any call.
+ */
+export function withSystem<P>(
+  handler: (ctx: SyncContext, request: Request, params: P) => Promise<Response>,
+): (request: Request, args: RouteArgs<P>) => Promise<Response> {
+  return async (request, args) => {
+    let policyVersion: number | undefined;
+    try {
+      const hub = await getHub();
+      const key = bearerToken(request.headers.get("authorization"));
+      const system = key ? await authenticateApiKey(hub.db, key) : null;
+      if (!system) {
+        throw new ServiceError(
+          "unauthenticated",
+          "This route needs a system API key: send `Authorization: Bearer <key>`. The key may be wrong or revoked; ask an operator for a new one.",
+        );
+      }
+      const policy = await getActivePolicy(hub.db);
+      policyVersion = policy.version;
+      if (!policy.compiled.hasSystem(system)) {
+        throw new ServiceError(
+          "forbidden",
+          `System "${system}" is not declared in the active policy (version ${policy.version}), so it may not sync; an operator must add it back.`,
+        );
+      }
+      const response = await handler({ db: hub.db, system, policy }, request, await args.params);
+      response.headers.set(POLICY_VERSION_HEADER, String(policy.version));
+      return response;
+    } catch (error) {
+      return errorResponse(error, policyVersion === undefined ? undefined : { [POLICY_VERSION_HEADER]: String(policyVersion) });
     }
   };
 }

@@ -1,5 +1,5 @@
 import { bigserial, index, integer, jsonb, pgTable, serial, text, timestamp } from "drizzle-orm/pg-core";
-import type { JsonObject, JsonValue } from "./records";
+import type { JsonObject, JsonValue } from "../../sync/protocol";
 
 /** Every activated policy file, kept forever. The active policy is the highest version. */
 export const policyVersions = pgTable("policy_versions", {

@@ -13,8 +13,9 @@ import {
   timestamp,
 } from "drizzle-orm/pg-core";
 
-export type JsonObject = { [key: string]: JsonValue };
-export type JsonValue = string | number | boolean | null | JsonValue[] | JsonObject;
+import type { JsonObject } from "../../sync/protocol";
+
+export type { JsonObject, JsonValue } from "../../sync/protocol";
 
 /**
  * The global change sequence. Every accepted change takes the next value; a

@@ -1,0 +1,9 @@
+import type { Database } from "../db/client";
+import type { ActivePolicy } from "../policy/store";
+
+/** What every sync verb works with: the database, the calling system, the active policy. */
+export interface SyncContext {
+  db: Database;
+  system: string;
+  policy: ActivePolicy;
+}

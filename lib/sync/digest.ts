@@ -1,0 +1,24 @@
+import { createHash } from "node:crypto";
+import canonicalize from "canonicalize";
+import { DELETED_DIGEST, type JsonObject } from "./protocol";
+
+/**
+ * RFC 8785 (JCS) canonical JSON. `canonicalize` is the RFC authors' reference
+ * implementation for JavaScript, so digests match any other JCS client.
+ */
+export function canonicalJson(value: unknown): string {
+  const text = canonicalize(value);
+  if (text === undefined) throw new TypeError("value cannot be canonicalised as JSON");
+  return text;
+}
+
+/** protocol.md: lowercase hex SHA-256 of the canonical JSON of the data; `null` for a deleted record. */
+export function digestOf(data: JsonObject | null): string {
+  if (data === null) return DELETED_DIGEST;
+  return createHash("sha256").update(canonicalJson(data), "utf8").digest("hex");
+}
+
+/** The canonical size of a record's data in bytes (the 256 KiB limit applies to it). */
+export function canonicalSize(data: JsonObject): number {
+  return Buffer.byteLength(canonicalJson(data), "utf8");
+}
