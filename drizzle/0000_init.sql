@@ -21,6 +21,7 @@ CREATE TABLE "record_history" (
 	"change_id" text,
 	"written_by" text NOT NULL,
 	"written_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"modified_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "record_history_collection_id_version_pk" PRIMARY KEY("collection","id","version")
 );
 --> statement-breakpoint
@@ -34,6 +35,7 @@ CREATE TABLE "records" (
 	"seq" bigint NOT NULL,
 	"updated_by" text NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"modified_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "records_collection_id_pk" PRIMARY KEY("collection","id")
 );
 --> statement-breakpoint

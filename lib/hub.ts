@@ -5,6 +5,7 @@ import { getDatabase, ping, type Database, type DatabaseHandle, type DatabaseKin
 import { env } from "./env";
 import { log } from "./log";
 import { activatePolicy, hasAnyPolicy } from "./policy/store";
+import { pingIntervalFromEnv } from "./sync/events-stream";
 
 /** The running hub: its database, booted (migrated, a policy active, an admin token set). */
 export interface Hub {
@@ -31,6 +32,7 @@ export async function getHub(): Promise<Hub> {
 async function bootHub(handle: DatabaseHandle): Promise<void> {
   const { db } = handle;
   if (!(await hasAnyPolicy(db))) await activateDefaultPolicy(db);
+  pingIntervalFromEnv(); // a bad CONCORD_SSE_PING_MS stops the start, not the first stream
   const token = await ensureAdminToken(db, env().ADMIN_TOKEN);
   if (token.source === "generated") {
     log.info(
@@ -46,7 +48,8 @@ async function bootHub(handle: DatabaseHandle): Promise<void> {
 }
 
 async function activateDefaultPolicy(db: Database): Promise<void> {
-  const file = path.resolve(process.cwd(), env().CONCORD_DEFAULT_POLICY);
+  // Read at run time from the operator's file; not a module for the bundler to trace.
+  const file = path.resolve(/*turbopackIgnore: true*/ process.cwd(), env().CONCORD_DEFAULT_POLICY);
   let yaml: string;
   try {
     yaml = await readFile(file, "utf8");

@@ -61,8 +61,21 @@ export function decodeCheckpoint(checkpoint: string): number | null {
 // ---------------------------------------------------------------------------
 // Push
 
-/** JSON objects arrive from JSON.parse; checking the top level is enough. */
-const jsonObjectSchema = z.custom<JsonObject>(isJsonObject, { message: "must be a JSON object" });
+/** Whether a JSON value has a key named `key` at any depth. */
+export function hasKeyDeep(value: unknown, key: string): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  if (Array.isArray(value)) return value.some((v) => hasKeyDeep(v, key));
+  return Object.hasOwn(value, key) || Object.values(value).some((v) => hasKeyDeep(v, key));
+}
+
+/**
+ * JSON objects arrive from JSON.parse, so their values are JSON. `__proto__` is
+ * refused as a key: assigning it in JavaScript changes an object's prototype
+ * instead of storing a field, which would lose data silently.
+ */
+const jsonObjectSchema = z
+  .custom<JsonObject>(isJsonObject, { message: "must be a JSON object" })
+  .refine((v) => !hasKeyDeep(v, "__proto__"), { message: 'must not contain a key named "__proto__"' });
 
 export const pushChangeSchema = z
   .strictObject({

@@ -1,6 +1,7 @@
 import { setDatabase, type DatabaseHandle } from "@/lib/db";
 import { resetEnvCache } from "@/lib/env";
 import { getHub, type Hub } from "@/lib/hub";
+import { stopEventBus } from "@/lib/sync/events-bus";
 import { openTestDatabase } from "./db";
 
 export const TEST_ADMIN_TOKEN = "test-admin-token-0123456789";
@@ -26,6 +27,7 @@ export async function startTestHub(): Promise<TestHub> {
     hub,
     handle,
     async close() {
+      await stopEventBus(handle);
       setDatabase(undefined);
       await handle.close();
     },

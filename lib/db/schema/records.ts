@@ -56,6 +56,11 @@ export const records = pgTable(
     seq: bigint("seq", { mode: "number" }).notNull(),
     updatedBy: text("updated_by").notNull(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+    /**
+     * When the current version was modified, for last-writer-wins: the
+     * writer's `modifiedAt`, never later than the time the server received it.
+     */
+    modifiedAt: timestamp("modified_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
     primaryKey({ columns: [t.collection, t.id] }),
@@ -81,6 +86,7 @@ export const recordHistory = pgTable(
     /** The system (for pushes) or `operator:<name>` (for resolutions and restores). */
     writtenBy: text("written_by").notNull(),
     writtenAt: timestamp("written_at", { withTimezone: true }).notNull().defaultNow(),
+    modifiedAt: timestamp("modified_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
     // (collection, id, version) also answers "the version a reader had at

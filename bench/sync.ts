@@ -1,0 +1,302 @@
+/**
+ * Sync benchmark (issue 3): drives the HTTP API of a real hub that this script
+ * starts (`next start` through scripts/start.mjs), on PostgreSQL and on PGlite.
+ *
+ *   npm run bench                       both engines, 100,000 and 1,000,000 records
+ *   npm run bench -- --engine postgres  one engine
+ *   npm run bench -- --records 20000 --large 100000   smaller sizes
+ *
+ * Writes bench/results.json and prints a table. Records are about 200 bytes.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import postgres from "postgres";
+
+const { values } = parseArgs({
+  options: {
+    engine: { type: "string", default: "both" },
+    records: { type: "string", default: "100000" },
+    large: { type: "string", default: "1000000" },
+    rounds: { type: "string", default: "20" },
+    port: { type: "string", default: "3217" },
+  },
+});
+const ENGINES = values.engine === "both" ? ["postgres", "pglite"] : [values.engine ?? ""];
+for (const e of ENGINES) if (e !== "postgres" && e !== "pglite") throw new Error("--engine must be postgres, pglite or both");
+const N = positive(values.records, "--records");
+const LARGE = positive(values.large, "--large");
+const ROUNDS = positive(values.rounds, "--rounds");
+const PORT = positive(values.port, "--port");
+const SERVER_URL = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const ADMIN = "bench-admin-token-0123456789";
+const BATCH = 1000;
+const PAGE = 10_000;
+
+function positive(v: string | undefined, name: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number`);
+  return n;
+}
+
+const POLICY = `version: 1
+systems: {writer: {name: Writer}, reader: {name: Reader}}
+collections: {items: {conflict: server-wins}}
+rules:
+  - {who: "*", collection: items, read: all, write: all}
+sync:
+  default: {interval: 60s, realtime: true}
+`;
+
+function item(i: number, rev = 0): Record<string, unknown> {
+  // About 200 bytes as canonical JSON.
+  return {
+    name: `Customer ${String(i).padStart(7, "0")}`,
+    email: `customer${i}@example.com`,
+    region: ["north", "east", "south", "west"][i % 4],
+    segment: i % 3 === 0 ? "enterprise" : "smb",
+    credit_limit: (i % 50) * 1000,
+    rev,
+    address: { street: `${i % 997} Main Street`, city: "Springfield", zip: String(10000 + (i % 89999)) },
+  };
+}
+
+interface Wire {
+  bytes: number;
+  ms: number;
+  body: unknown;
+  status: number;
+}
+
+/** One HTTP exchange, counting bytes of request and response (bodies and headers). */
+async function http(method: string, url: string, token: string, body?: unknown): Promise<Wire> {
+  const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+  if (payload !== undefined) headers["content-type"] = "application/json";
+  const started = performance.now();
+  const res = await fetch(url, { method, headers, body: payload });
+  const text = await res.text();
+  const ms = performance.now() - started;
+  let headerBytes = `${method} ${new URL(url).pathname}${new URL(url).search} HTTP/1.1\r\n`.length;
+  for (const [k, v] of Object.entries(headers)) headerBytes += k.length + v.length + 4;
+  res.headers.forEach((v, k) => {
+    headerBytes += k.length + v.length + 4;
+  });
+  const bytes = headerBytes + Buffer.byteLength(payload ?? "") + Buffer.byteLength(text);
+  if (!res.ok) throw new Error(`${method} ${url} answered ${res.status}: ${text.slice(0, 300)}`);
+  return { bytes, ms, body: text ? JSON.parse(text) : null, status: res.status };
+}
+
+async function startHub(engine: string): Promise<{ base: string; stop: () => Promise<void> }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(PORT), ADMIN_TOKEN: ADMIN, NEXT_TELEMETRY_DISABLED: "1" };
+  let cleanup = async () => undefined as void;
+  if (engine === "pglite") {
+    const dir = await mkdtemp(path.join(tmpdir(), "concord-bench-"));
+    env.PGLITE_DIR = path.join(dir, "pglite");
+    delete env.DATABASE_URL;
+    cleanup = async () => rm(dir, { recursive: true, force: true });
+  } else {
+    const name = `concord_bench_${Date.now()}`;
+    const admin = postgres(SERVER_URL, { max: 1, onnotice: () => undefined });
+    await admin.unsafe(`create database "${name}"`);
+    await admin.end();
+    const url = new URL(SERVER_URL);
+    url.pathname = `/${name}`;
+    env.DATABASE_URL = url.toString();
+    cleanup = async () => {
+      const dropper = postgres(SERVER_URL, { max: 1, onnotice: () => undefined });
+      await dropper.unsafe(`drop database if exists "${name}" with (force)`);
+      await dropper.end();
+    };
+  }
+  const child: ChildProcess = spawn("node", ["scripts/start.mjs"], { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let log = "";
+  child.stdout?.on("data", (d: Buffer) => (log += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
+  const base = `http://127.0.0.1:${PORT}`;
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the hub exited while starting:\n${log}`);
+    try {
+      const res = await fetch(`${base}/api/health`);
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`the hub did not start within 5 minutes:\n${log}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return {
+    base,
+    async stop() {
+      if (child.pid) {
+        try {
+          process.kill(-child.pid, "SIGTERM");
+        } catch {
+          // already gone
+        }
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      await cleanup();
+    },
+  };
+}
+
+async function pushRange(base: string, key: string, from: number, to: number, rev: number, versions: Map<number, number>) {
+  for (let i = from; i < to; i += BATCH) {
+    const changes = [];
+    for (let j = i; j < Math.min(i + BATCH, to); j++) {
+      changes.push({ changeId: `r${rev}-${j}`, id: `item-${String(j).padStart(8, "0")}`, baseVersion: versions.get(j) ?? null, data: item(j, rev) });
+    }
+    const res = await http("POST", `${base}/api/v1/collections/items/push`, key, { changes });
+    const results = (res.body as { results: { status: string; version: number }[] }).results;
+    results.forEach((r, k) => {
+      if (r.status !== "applied") throw new Error(`push result ${r.status}`);
+      versions.set(i + k, r.version);
+    });
+  }
+}
+
+async function pullAll(base: string, key: string, since?: string): Promise<{ count: number; checkpoint: string; bytes: number; ms: number }> {
+  let checkpoint = since;
+  let count = 0;
+  let bytes = 0;
+  let ms = 0;
+  for (;;) {
+    const q = new URLSearchParams({ limit: String(PAGE) });
+    if (checkpoint) q.set("since", checkpoint);
+    const res = await http("GET", `${base}/api/v1/collections/items/changes?${q}`, key);
+    const body = res.body as { changes: unknown[]; checkpoint: string; hasMore: boolean };
+    count += body.changes.length;
+    bytes += res.bytes;
+    ms += res.ms;
+    checkpoint = body.checkpoint;
+    if (!body.hasMore) return { count, checkpoint, bytes, ms };
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+async function incrementalRound(base: string, keys: { writer: string; reader: string }, versions: Map<number, number>, stored: number, checkpoint: string) {
+  const timings: number[] = [];
+  const bytes: number[] = [];
+  let cp = checkpoint;
+  for (let round = 0; round < ROUNDS; round++) {
+    const started = performance.now();
+    const changes: { idx: number; changeId: string; id: string; baseVersion: number | null; data: Record<string, unknown> }[] = [];
+    for (let k = 0; k < 100; k++) {
+      const i = Math.floor(Math.random() * stored);
+      if (changes.some((c) => c.idx === i)) continue;
+      changes.push({ idx: i, changeId: `inc-${stored}-${round}-${k}`, id: `item-${String(i).padStart(8, "0")}`, baseVersion: versions.get(i) ?? null, data: item(i, 1000 + round) });
+    }
+    const pushed = await http("POST", `${base}/api/v1/collections/items/push`, keys.writer, { changes: changes.map(({ idx: _idx, ...c }) => c) });
+    (pushed.body as { results: { version: number }[] }).results.forEach((r, k) => versions.set(changes[k]!.idx, r.version));
+    const pulled = await pullAll(base, keys.reader, cp);
+    if (pulled.count !== changes.length) throw new Error(`reader pulled ${pulled.count} changes, expected ${changes.length}`);
+    cp = pulled.checkpoint;
+    timings.push(performance.now() - started);
+    bytes.push(pushed.bytes + pulled.bytes);
+  }
+  return { ms: median(timings), bytes: median(bytes), checkpoint: cp };
+}
+
+async function benchEngine(engine: string) {
+  console.log(`\n== ${engine}: starting a hub on port ${PORT}`);
+  const hub = await startHub(engine);
+  try {
+    const put = await fetch(`${hub.base}/api/admin/policy`, { method: "PUT", headers: { authorization: `Bearer ${ADMIN}` }, body: POLICY });
+    if (!put.ok) throw new Error(`policy: ${await put.text()}`);
+    const key = async (system: string) =>
+      ((await http("POST", `${hub.base}/api/admin/systems/${system}/keys`, ADMIN)).body as { key: string }).key;
+    const keys = { writer: await key("writer"), reader: await key("reader") };
+    const versions = new Map<number, number>();
+
+    console.log(`   pushing ${N.toLocaleString("en")} new records in batches of ${BATCH}`);
+    let t = performance.now();
+    await pushRange(hub.base, keys.writer, 0, N, 0, versions);
+    const pushRate = N / ((performance.now() - t) / 1000);
+
+    console.log(`   pulling them all (pages of ${PAGE})`);
+    t = performance.now();
+    const full = await pullAll(hub.base, keys.reader);
+    const pullRate = full.count / ((performance.now() - t) / 1000);
+    if (full.count !== N) throw new Error(`full pull returned ${full.count} records, expected ${N}`);
+
+    t = performance.now();
+    let after: string | null = null;
+    let manifestCount = 0;
+    do {
+      const q = new URLSearchParams({ limit: String(PAGE) });
+      if (after) q.set("after", after);
+      const res = await http("GET", `${hub.base}/api/v1/collections/items/manifest?${q}`, keys.reader);
+      const body = res.body as { entries: unknown[]; next: string | null };
+      manifestCount += body.entries.length;
+      after = body.next;
+    } while (after);
+    const manifestMs = performance.now() - t;
+
+    const noops: Wire[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      noops.push(await http("GET", `${hub.base}/api/v1/collections/items/changes?since=${encodeURIComponent(full.checkpoint)}&limit=${PAGE}`, keys.reader));
+    }
+
+    console.log(`   incremental rounds with ${N.toLocaleString("en")} stored`);
+    const small = await incrementalRound(hub.base, keys, versions, N, full.checkpoint);
+
+    console.log(`   growing to ${LARGE.toLocaleString("en")} stored records`);
+    await pushRange(hub.base, keys.writer, N, LARGE, 0, versions);
+    const caught = await pullAll(hub.base, keys.reader, small.checkpoint);
+    console.log(`   incremental rounds with ${LARGE.toLocaleString("en")} stored`);
+    const large = await incrementalRound(hub.base, keys, versions, LARGE, caught.checkpoint);
+
+    return {
+      engine,
+      records: N,
+      pushRecordsPerSecond: Math.round(pushRate),
+      pullRecordsPerSecond: Math.round(pullRate),
+      manifestMs: Math.round(manifestMs),
+      manifestEntries: manifestCount,
+      noopMs: +median(noops.map((n) => n.ms)).toFixed(2),
+      noopBytes: median(noops.map((n) => n.bytes)),
+      incremental: {
+        [N]: { ms: +small.ms.toFixed(1), bytes: small.bytes },
+        [LARGE]: { ms: +large.ms.toFixed(1), bytes: large.bytes },
+        ratio: +(large.ms / small.ms).toFixed(2),
+      },
+    };
+  } finally {
+    await hub.stop();
+  }
+}
+
+async function main() {
+  const results = [];
+  for (const engine of ENGINES) results.push(await benchEngine(engine));
+  const out = { measuredAt: new Date().toISOString(), machine: "2 cores", records: N, large: LARGE, rounds: ROUNDS, results };
+  await writeFile("bench/results.json", `${JSON.stringify(out, null, 2)}\n`);
+  console.log("\nConcord sync benchmark (records of ~200 bytes, HTTP API of a local hub)\n");
+  const rows: Record<string, Record<string, string>> = {};
+  for (const r of results) {
+    rows[r.engine] = {
+      [`push ${r.records.toLocaleString("en")} (rec/s)`]: r.pushRecordsPerSecond.toLocaleString("en"),
+      [`pull ${r.records.toLocaleString("en")} (rec/s)`]: r.pullRecordsPerSecond.toLocaleString("en"),
+      [`round @${N.toLocaleString("en")} (ms, bytes)`]: `${r.incremental[N]?.ms} ms, ${r.incremental[N]?.bytes} B`,
+      [`round @${LARGE.toLocaleString("en")} (ms, bytes)`]: `${r.incremental[LARGE]?.ms} ms, ${r.incremental[LARGE]?.bytes} B`,
+      "round ratio": String(r.incremental.ratio),
+      "no-op (ms, bytes)": `${r.noopMs} ms, ${r.noopBytes} B`,
+      [`manifest ${r.records.toLocaleString("en")} (ms)`]: String(r.manifestMs),
+    };
+  }
+  console.table(rows);
+  console.log("written to bench/results.json");
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,283 @@
+import { sql, type SQL } from "drizzle-orm";
+import { rowsOf, type Database, type DatabaseHandle, type Unlisten } from "../db/client";
+import { recordHistory, records } from "../db/schema";
+import { log } from "../log";
+import { scopeSql, type Scope } from "../policy/compile";
+import { getActivePolicy, POLICY_CHANNEL } from "../policy/store";
+import { CHANGES_CHANNEL, parseChangeNotification, type ChangeNotification, type SyncEvent } from "./events";
+import { encodeCheckpoint } from "./protocol";
+
+/** One connected client of one system, as the bus sees it. */
+export interface EventSubscriber {
+  readonly system: string;
+  /** Must not throw and must not block: the bus calls it for every subscriber in turn. */
+  deliver(event: SyncEvent): void;
+  /** Ends the subscriber's stream from the server side (bus stopped, system removed from the policy). */
+  close(): void;
+}
+
+/** What an event stream needs from a bus; an interface so streams can be tested without a database. */
+export interface EventFeed {
+  /** Resolves once the bus is listening: a write committed afterwards is heard. */
+  start(): Promise<void>;
+  /** Returns the unsubscribe function (idempotent). */
+  subscribe(subscriber: EventSubscriber): () => void;
+}
+
+type Notice = { kind: "change"; change: ChangeNotification } | { kind: "policy"; version: number };
+
+/**
+ * The process's fan-out of database notifications to event-stream clients:
+ * one LISTEN per channel for the whole process (not one per client), one
+ * policy lookup and at most one query per notification whatever the number of
+ * clients. Because NOTIFY goes through the database, clients of every
+ * instance hear writes made through any instance.
+ *
+ * Notifications are handled one batch at a time, in arrival order, so a
+ * slow query delays later events instead of reordering them; a burst of
+ * notifications that piles up meanwhile is merged per collection and costs
+ * one query per collection.
+ */
+export class EventBus implements EventFeed {
+  private readonly subscribers = new Set<EventSubscriber>();
+  private starting: Promise<void> | null = null;
+  private unlisteners: Unlisten[] = [];
+  private stopped = false;
+  private inbox: Notice[] = [];
+  private draining: Promise<void> | null = null;
+
+  constructor(private readonly handle: DatabaseHandle) {}
+
+  /** Connected subscribers (for tests and diagnostics). */
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+
+  start(): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error("The event bus is stopped; its database is closing."));
+    this.starting ??= this.listen().catch((error: unknown) => {
+      // Let the next client try again rather than caching the failure forever.
+      this.starting = null;
+      throw error;
+    });
+    return this.starting;
+  }
+
+  subscribe(subscriber: EventSubscriber): () => void {
+    if (this.stopped) {
+      subscriber.close();
+      return () => undefined;
+    }
+    this.subscribers.add(subscriber);
+    return () => {
+      this.subscribers.delete(subscriber);
+    };
+  }
+
+  /** Ends every stream, stops listening and waits for the notification in progress, so the database can close. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.inbox = [];
+    for (const subscriber of [...this.subscribers]) subscriber.close();
+    this.subscribers.clear();
+    await this.starting?.catch(() => undefined);
+    const unlisteners = this.unlisteners;
+    this.unlisteners = [];
+    await Promise.allSettled(unlisteners.map((unlisten) => unlisten()));
+    await this.draining;
+  }
+
+  private async listen(): Promise<void> {
+    try {
+      this.unlisteners.push(
+        await this.handle.listen(CHANGES_CHANNEL, (payload) => {
+          const change = parseChangeNotification(payload);
+          if (change) this.enqueue({ kind: "change", change });
+          else log.warn(`ignored a malformed ${CHANGES_CHANNEL} notification: ${payload.slice(0, 200)}`);
+        }),
+      );
+      this.unlisteners.push(
+        await this.handle.listen(POLICY_CHANNEL, (payload) => {
+          const version = /^[1-9][0-9]{0,15}$/.test(payload) ? Number(payload) : null;
+          if (version !== null) this.enqueue({ kind: "policy", version });
+          else log.warn(`ignored a malformed ${POLICY_CHANNEL} notification: ${payload.slice(0, 200)}`);
+        }),
+      );
+    } catch (error) {
+      // Half a start would hear every change twice after the retry.
+      await Promise.allSettled(this.unlisteners.splice(0).map((unlisten) => unlisten()));
+      throw error;
+    }
+  }
+
+  private enqueue(notice: Notice): void {
+    if (this.stopped) return;
+    this.inbox.push(notice);
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.draining || this.stopped || this.inbox.length === 0) return;
+    this.draining = this.drain()
+      .catch((error: unknown) => log.error("the event bus stopped handling a batch of notifications", error))
+      .finally(() => {
+        this.draining = null;
+        // A notice may have arrived after the loop's last look at the inbox.
+        this.kick();
+      });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.inbox.length > 0 && !this.stopped) {
+      const batch = this.inbox;
+      this.inbox = [];
+      await this.handleBatch(batch);
+    }
+  }
+
+  private async handleBatch(batch: Notice[]): Promise<void> {
+    let policyVersion = 0;
+    const changes = new Map<string, ChangeNotification>();
+    for (const notice of batch) {
+      if (notice.kind === "policy") {
+        policyVersion = Math.max(policyVersion, notice.version);
+        continue;
+      }
+      const { c, from, to } = notice.change;
+      const seen = changes.get(c);
+      // Writers of one collection are serialised (lib/sync/lock.ts), so the
+      // merged range holds only rows of the merged writes and of writes whose
+      // own notification is still to come.
+      changes.set(c, seen ? { c, from: Math.min(seen.from, from), to: Math.max(seen.to, to) } : { c, from, to });
+    }
+    if (policyVersion > 0) await this.guard(`policy version ${policyVersion}`, () => this.onPolicy(policyVersion));
+    for (const change of changes.values()) {
+      await this.guard(`changes ${change.from}..${change.to} of ${change.c}`, () => this.onChange(change));
+    }
+  }
+
+  /** One failed notification must not stop the bus: log it and go on (the event is only a hint). */
+  private async guard(what: string, task: () => Promise<void>): Promise<void> {
+    try {
+      await task();
+    } catch (error) {
+      if (!this.stopped) log.error(`the event bus could not handle ${what}`, error);
+    }
+  }
+
+  /** Claim 2's broadcast: every client hears of the new policy and re-reads /config. */
+  private async onPolicy(version: number): Promise<void> {
+    const event: SyncEvent = { type: "config", policyVersion: version };
+    for (const subscriber of [...this.subscribers]) subscriber.deliver(event);
+    // A system the new policy no longer declares may not sync: end its streams
+    // (after the config event) so its reconnect meets withSystem's 403.
+    const { compiled } = await getActivePolicy(this.db);
+    for (const subscriber of [...this.subscribers]) {
+      if (!compiled.hasSystem(subscriber.system)) subscriber.close();
+    }
+  }
+
+  /**
+   * A change event reaches a subscriber only if a written row is in its
+   * system's read scope after the change or was in it before (a record that
+   * left the scope must be dropped by the client), under the policy active
+   * now. Whether to tell a system depends on rows it may read and nothing
+   * else, so the event reveals nothing about records outside its scope.
+   */
+  private async onChange(change: ChangeNotification): Promise<void> {
+    const audience = [...this.subscribers];
+    if (audience.length === 0) return;
+    const { compiled } = await getActivePolicy(this.db);
+    const told = new Map<string, boolean>();
+    const conditional = new Map<string, Scope>();
+    for (const { system } of audience) {
+      if (told.has(system) || conditional.has(system)) continue;
+      const scope = compiled.scope(system, change.c, "read");
+      if (scope.grants.length === 0) told.set(system, false);
+      // A system that reads every record of the collection needs no look at the rows.
+      else if (scope.grants.some((grant) => grant.where === null)) told.set(system, true);
+      else conditional.set(system, scope);
+    }
+    if (conditional.size > 0) {
+      const touched = await touchedScopes(this.db, change, [...conditional.values()]);
+      [...conditional.keys()].forEach((system, i) => told.set(system, touched[i] === true));
+    }
+    const event: SyncEvent = { type: "change", collection: change.c, checkpoint: encodeCheckpoint(change.to) };
+    for (const subscriber of audience) {
+      if (told.get(subscriber.system) && this.subscribers.has(subscriber)) subscriber.deliver(event);
+    }
+  }
+
+  private get db(): Database {
+    return this.handle.db;
+  }
+}
+
+/**
+ * For each scope, whether some row of `change` was in it after the change or
+ * before it: one query over the written rows, whatever the number of scopes.
+ * The scopes are evaluated in SQL (scopeSql, proven equal to Casbin's answers
+ * by the agreement tests) so that record data, up to 256 KiB per record,
+ * never has to travel to this process.
+ *
+ * "Before" is the record's latest version with a seq below the range: a push
+ * may write one record several times in one transaction, and then version - 1
+ * is one of its own versions. A record created by the change has no earlier
+ * version; the `is not null` guard matters because some conditions
+ * (`f == null`, `f != 'x'`) are true of SQL NULL data.
+ */
+async function touchedScopes(db: Database, change: ChangeNotification, scopes: readonly Scope[]): Promise<boolean[]> {
+  const after = sql`${records.data}`;
+  const before = sql`prev.data`;
+  const flags: SQL[] = scopes.map(
+    (scope, i) =>
+      sql`coalesce(bool_or(${scopeSql(scope, after)} or (${before} is not null and ${scopeSql(scope, before)})), false) as ${sql.identifier(`s${i}`)}`,
+  );
+  const result = await db.execute(sql`
+    select ${sql.join(flags, sql`, `)}
+    from ${records}
+    left join lateral (
+      select ${recordHistory.data} as data
+      from ${recordHistory}
+      where ${recordHistory.collection} = ${records.collection}
+        and ${recordHistory.id} = ${records.id}
+        and ${recordHistory.seq} < ${change.from}
+      order by ${recordHistory.version} desc
+      limit 1
+    ) as prev on true
+    where ${records.collection} = ${change.c} and ${records.seq} between ${change.from} and ${change.to}`);
+  const [row] = rowsOf<Record<string, boolean | null>>(result);
+  return scopes.map((_, i) => row?.[`s${i}`] === true);
+}
+
+// ---------------------------------------------------------------------------
+// One bus per database handle
+
+const buses = new WeakMap<DatabaseHandle, EventBus>();
+
+/** The handle's bus, created on first use (it starts listening when the first client subscribes). */
+export function getEventBus(handle: DatabaseHandle): EventBus {
+  let bus = buses.get(handle);
+  if (!bus) {
+    bus = new EventBus(handle);
+    buses.set(handle, bus);
+  }
+  return bus;
+}
+
+/** A bus of its own over `handle`, outside the per-handle registry (tests: a second "instance"). */
+export function createEventBus(handle: DatabaseHandle): EventBus {
+  return new EventBus(handle);
+}
+
+/**
+ * Ends every event stream of the handle's bus and stops its LISTENs; call it
+ * before closing the database. A later getEventBus() starts a fresh bus.
+ */
+export async function stopEventBus(handle: DatabaseHandle): Promise<void> {
+  const bus = buses.get(handle);
+  if (!bus) return;
+  buses.delete(handle);
+  await bus.stop();
+}

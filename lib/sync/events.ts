@@ -1,0 +1,62 @@
+import { sql } from "drizzle-orm";
+import { z } from "zod";
+import type { Database } from "../db/client";
+import { collectionNameSchema } from "./protocol";
+
+/**
+ * The NOTIFY channel on which every write of records tells every instance's
+ * event bus (lib/sync/events-bus.ts) which collection changed and which
+ * sequence numbers it took. Postgres delivers a NOTIFY only when its
+ * transaction commits, so listeners never hear of a write that rolled back.
+ */
+export const CHANGES_CHANNEL = "concord_changes";
+
+/** A range of change sequence numbers of one collection: `{"c", "from", "to"}` on the wire. */
+export interface ChangeNotification {
+  c: string;
+  from: number;
+  to: number;
+}
+
+const seqSchema = z.number().int().nonnegative().refine(Number.isSafeInteger);
+
+const changeNotificationSchema = z
+  .strictObject({ c: collectionNameSchema, from: seqSchema, to: seqSchema })
+  .refine((n) => n.from <= n.to);
+
+/** What an event stream tells a subscriber (protocol.md, GET /api/v1/events). */
+export type SyncEvent =
+  | { type: "config"; policyVersion: number }
+  | { type: "change"; collection: string; checkpoint: string };
+
+/**
+ * Tells every instance, when `tx` commits, that records of `collection` got
+ * the change sequence numbers `fromSeq`..`toSeq`: every row of `records` in
+ * that collection with a seq in the range was written by this transaction.
+ * Call it inside the writing transaction, after the rows are written.
+ *
+ * The payload stays under 100 bytes (a collection name is at most 63
+ * characters), far below Postgres's 8000-byte NOTIFY limit.
+ */
+export async function notifyChanges(tx: Database, collection: string, fromSeq: number, toSeq: number): Promise<void> {
+  const parsed = changeNotificationSchema.safeParse({ c: collection, from: fromSeq, to: toSeq });
+  if (!parsed.success) {
+    // A caller bug, not a client error: a malformed payload would be dropped by every listener.
+    throw new RangeError(
+      `notifyChanges needs a valid collection name and 0 <= fromSeq <= toSeq (got ${JSON.stringify({ collection, fromSeq, toSeq })}).`,
+    );
+  }
+  await tx.execute(sql`select pg_notify(${CHANGES_CHANNEL}, ${JSON.stringify(parsed.data)})`);
+}
+
+/** A CHANGES_CHANNEL payload, or null when it is not one (listeners ignore it then). */
+export function parseChangeNotification(payload: string): ChangeNotification | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload);
+  } catch {
+    return null;
+  }
+  const parsed = changeNotificationSchema.safeParse(value);
+  return parsed.success ? parsed.data : null;
+}

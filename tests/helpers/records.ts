@@ -1,0 +1,60 @@
+import { and, eq, sql } from "drizzle-orm";
+import { rowsOf, type Database } from "@/lib/db/client";
+import { recordHistory, records, type JsonObject } from "@/lib/db/schema";
+import { digestOf } from "@/lib/sync/digest";
+
+export type WriteInput = { collection: string; id: string; by: string } & (
+  | { data: JsonObject; deleted?: never }
+  | { deleted: true; data?: never }
+);
+
+export interface Written {
+  version: number;
+  seq: number;
+  digest: string;
+}
+
+/**
+ * Writes the next version of a record the way the push engine does, without
+ * its checks: a new seq, the record row upserted (version + 1, digest of the
+ * data, a tombstone keeping the last live data so scopes still evaluate), and
+ * the version kept in history. Tests seed and move records with it.
+ */
+export async function writeRecord(db: Database, input: WriteInput): Promise<Written> {
+  return db.transaction(async (tx) => {
+    const [next] = rowsOf<{ seq: number | string }>(await tx.execute(sql`select nextval('change_seq') as seq`));
+    const seq = Number(next?.seq);
+    const [current] = await tx
+      .select({ version: records.version, data: records.data })
+      .from(records)
+      .where(and(eq(records.collection, input.collection), eq(records.id, input.id)));
+    const version = (current?.version ?? 0) + 1;
+    const deleted = input.deleted === true;
+    const data = deleted ? (current?.data ?? {}) : (input.data as JsonObject);
+    const digest = digestOf(deleted ? null : data);
+    const row = { data, version, digest, deleted, seq, updatedBy: input.by, updatedAt: new Date() };
+    await tx
+      .insert(records)
+      .values({ collection: input.collection, id: input.id, ...row })
+      .onConflictDoUpdate({ target: [records.collection, records.id], set: row });
+    await tx.insert(recordHistory).values({
+      collection: input.collection,
+      id: input.id,
+      version,
+      data,
+      digest,
+      deleted,
+      seq,
+      origin: "push",
+      writtenBy: input.by,
+    });
+    return { version, seq, digest };
+  });
+}
+
+/** Writes several records in order (each its own version and seq). */
+export async function writeRecords(db: Database, inputs: readonly WriteInput[]): Promise<Written[]> {
+  const out: Written[] = [];
+  for (const input of inputs) out.push(await writeRecord(db, input));
+  return out;
+}
