@@ -215,14 +215,6 @@ export function fieldsFor(scope: Scope, data: JsonObject): "*" | Set<string> | n
   return result;
 }
 
-/** The record as the scope lets it be seen: only the visible top-level fields. */
-export function project(data: JsonObject, fields: "*" | ReadonlySet<string>): JsonObject {
-  if (fields === "*") return data;
-  const out: JsonObject = {};
-  for (const [k, v] of Object.entries(data)) if (fields.has(k)) out[k] = v;
-  return out;
-}
-
 /** Whether every grant exposes every field (so no projection is ever needed). */
 export function allFields(scope: Scope): boolean {
   return scope.grants.every((g) => g.fields === "*");

@@ -1,0 +1,276 @@
+import { sql, type SQL } from "drizzle-orm";
+import { z } from "zod";
+import { rowsOf, type Database } from "../db/client";
+import { systems } from "../db/schema";
+import { ServiceError } from "../errors";
+import { log } from "../log";
+import { allFields, scopeSql, type Scope } from "../policy/compile";
+import type { SyncContext } from "./context";
+import { projectForReader } from "./projection";
+import {
+  changesQuerySchema,
+  DEFAULT_PAGE_LIMIT,
+  DELETED_DIGEST,
+  encodeCheckpoint,
+  MAX_PAGE_LIMIT,
+  type ChangeEntry,
+  type ChangesResponse,
+  type JsonObject,
+} from "./protocol";
+import { requireScope } from "./scope";
+
+// ---------------------------------------------------------------------------
+// Checkpoints
+
+/**
+ * Where a reader stands in one collection's change feed.
+ *
+ * At the end of a pull (`hasMore: false`) the checkpoint is the plain
+ * `encodeCheckpoint(seq)`: the reader then holds exactly the records visible
+ * to it as of `seq`, so "did it have record X?" is answered by X's version at
+ * `seq`.
+ *
+ * Inside a run of `hasMore` pages that is not true. The feed reports a record
+ * at its latest change only, so a record changed twice while the run goes on
+ * (once below the page's end, once above it) is skipped by this page and
+ * reported by a later one; meanwhile the reader still holds an older version
+ * than the one current at `seq`. If that record has left the reader's scope,
+ * judging by its version at `seq` would never tell the reader to drop it. So a
+ * checkpoint inside a run also carries where the run began: `origin`, the
+ * end-of-pull checkpoint it started from (null for a pull from the
+ * beginning), and `start`, the collection's highest seq when its first page
+ * was read. A record the reader holds is then either its version at `origin`
+ * or one that was current at some page of the run, that is, a version from
+ * the one at `start` up to the one at `seq`.
+ */
+export interface FeedPosition {
+  seq: number;
+  run: { start: number; origin: number | null } | null;
+}
+
+const NUMBER = "(0|[1-9][0-9]{0,15})";
+// `s<seq>` (encodeCheckpoint), `s<seq>.<start>` (a run from the beginning), `s<seq>.<start>.<origin>`.
+const CHECKPOINT_PATTERN = new RegExp(`^s${NUMBER}(?:\\.${NUMBER}(?:\\.${NUMBER})?)?$`);
+
+export function parseCheckpoint(text: string): FeedPosition | null {
+  const match = CHECKPOINT_PATTERN.exec(text);
+  if (!match) return null;
+  const [, seqText, startText, originText] = match;
+  const seq = Number(seqText);
+  const start = startText === undefined ? null : Number(startText);
+  const origin = originText === undefined ? null : Number(originText);
+  if (![seq, start ?? 0, origin ?? 0].every((n) => Number.isSafeInteger(n))) return null;
+  return { seq, run: start === null ? null : { start, origin } };
+}
+
+export function formatCheckpoint(position: FeedPosition): string {
+  const { seq, run } = position;
+  if (run === null) return encodeCheckpoint(seq);
+  return run.origin === null ? `s${seq}.${run.start}` : `s${seq}.${run.start}.${run.origin}`;
+}
+
+/** The query string of GET …/changes: protocol.ts's, with `since` accepting every checkpoint this module issues. */
+export const pullChangesQuerySchema = changesQuerySchema.extend({
+  since: z
+    .string()
+    .refine((s) => parseCheckpoint(s) !== null, "since must be a checkpoint returned by this server")
+    .optional(),
+});
+
+// ---------------------------------------------------------------------------
+// The delta feed
+
+export interface PullChangesInput {
+  collection: string;
+  /** A checkpoint from an earlier answer; absent: from the beginning. */
+  since?: string;
+  limit?: number;
+}
+
+interface FeedRow {
+  /** The collection's highest seq in the statement's snapshot; on every row, and alone on an empty page. */
+  max_seq: number | string | null;
+  id: string | null;
+  version: number;
+  digest: string;
+  deleted: boolean;
+  seq: number | string;
+  /** Whether the current version is in the reader's scope (else the row is a removal). */
+  visible: boolean;
+  /** The stored data as JSON text, only for a live record in scope. */
+  data: string | null;
+}
+
+/**
+ * GET /api/v1/collections/{c}/changes: the records in the caller's read scope
+ * that changed after `since`, oldest first (protocol.md). A record that is in
+ * scope now comes with its projected data, or as a tombstone; one that is out
+ * of scope now but that the reader may still hold comes as `removed`, without
+ * data; any other change is skipped, and the checkpoint moves past it.
+ *
+ * One SQL statement, so one snapshot, reads the page and the collection's
+ * highest seq. Writers of a collection commit in seq order (the push engine
+ * serialises them per collection), so once this snapshot shows seq s no row
+ * with a smaller seq can appear later: the checkpoint can safely jump to the
+ * collection's highest seq when nothing more is left, and the next call does
+ * not scan invisible changes again. The work is a range scan of
+ * records_collection_seq_idx from the checkpoint plus, for changes out of
+ * scope now, a look at that record's history through its primary key: it
+ * grows with the changes since the checkpoint, not with the collection.
+ */
+export async function pullChanges({ ctx, input }: { ctx: SyncContext; input: PullChangesInput }): Promise<ChangesResponse> {
+  const scope = requireScope(ctx, input.collection, "read");
+  const since = input.since === undefined ? null : parseCheckpoint(input.since);
+  if (input.since !== undefined && since === null) {
+    throw new ServiceError("invalid_request", "since must be a checkpoint returned by this server.");
+  }
+  const limit = input.limit ?? DEFAULT_PAGE_LIMIT;
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) {
+    throw new ServiceError("invalid_request", `limit must be a whole number from 1 to ${MAX_PAGE_LIMIT}.`);
+  }
+
+  // One row more than the page tells whether there is more, so the last page says hasMore: false.
+  const rows = rowsOf<FeedRow>(await ctx.db.execute(feedSql(input.collection, scope, since, limit + 1)));
+  const maxSeq = Number(rows[0]?.max_seq ?? 0);
+  // The statement leaves out an outer ORDER BY (a sort of the whole page, which
+  // spills to disk at 10,000 rows): a nested loop over one row emits the page in
+  // its own order. Sorting an already sorted array costs one pass.
+  const found = rows.filter((row) => row.id !== null).sort((a, b) => Number(a.seq) - Number(b.seq));
+  const hasMore = found.length > limit;
+  const page = hasMore ? found.slice(0, limit) : found;
+
+  const everyField = allFields(scope);
+  const changes = page.map((row) => toEntry(scope, everyField, row));
+
+  let checkpoint: string;
+  const last = page.at(-1);
+  if (hasMore && last) {
+    const run = since?.run ?? { start: maxSeq, origin: since === null ? null : since.seq };
+    checkpoint = formatCheckpoint({ seq: Number(last.seq), run });
+  } else {
+    checkpoint = encodeCheckpoint(Math.max(since?.seq ?? 0, maxSeq));
+  }
+
+  await notePull(ctx);
+  return { changes, checkpoint, hasMore };
+}
+
+function toEntry(scope: Scope, everyField: boolean, row: FeedRow): ChangeEntry {
+  const id = row.id as string;
+  if (!row.visible) return { id, removed: true };
+  if (row.deleted) return { id, version: row.version, digest: DELETED_DIGEST, deleted: true };
+  if (row.data === null) return { id, removed: true };
+  const data = JSON.parse(row.data) as JsonObject;
+  // The SQL scope selected the row, so with every grant exposing every field the stored digest is the reader's.
+  if (everyField) return { id, version: row.version, digest: row.digest, data };
+  const copy = projectForReader(scope, data, row.digest);
+  // The SQL and in-process predicates agree (tests prove it); should they ever
+  // not, fail closed: the reader drops its copy and sees no data.
+  if (copy === null) return { id, removed: true };
+  return { id, version: row.version, digest: copy.digest, data: copy.data };
+}
+
+/**
+ * The page and the collection's highest seq in one statement. The left join
+ * keeps one row (with a null id) when the page is empty, to carry max_seq.
+ */
+function feedSql(collection: string, scope: Scope, since: FeedPosition | null, fetch: number): SQL {
+  return sql`
+    select m.max_seq, p.id, p.version, p.digest, p.deleted, p.seq, p.visible, p.data
+    from (select max(seq) as max_seq from records where collection = ${collection}) m
+    left join lateral (${since === null ? firstPageSql(collection, scope, fetch) : pageSql(collection, scope, since, fetch)}) p on true`;
+}
+
+/** From the beginning the reader holds nothing: only live records in scope, no tombstones or removals. */
+function firstPageSql(collection: string, scope: Scope, fetch: number): SQL {
+  return sql`
+    select r.id, r.version, r.digest, r.deleted, r.seq, true as visible, r.data::text as data
+    from records r
+    where r.collection = ${collection} and not r.deleted and ${scopeSql(scope, sql`r.data`)}
+    order by r.seq
+    limit ${fetch}`;
+}
+
+function pageSql(collection: string, scope: Scope, since: FeedPosition, fetch: number): SQL {
+  // `offset 0` keeps the scope test in the inner select list: pushed into the
+  // outer filter it would be evaluated twice per row. The data of a record out
+  // of scope or deleted never leaves the database.
+  return sql`
+    select c.id, c.version, c.digest, c.deleted, c.seq, c.visible,
+      case when c.visible and not c.deleted then c.data end as data
+    from (
+      select r.id, r.version, r.digest, r.deleted, r.seq, ${scopeSql(scope, sql`r.data`)} as visible, r.data::text as data
+      from records r
+      where r.collection = ${collection} and r.seq > ${since.seq}
+      order by r.seq
+      offset 0
+    ) c
+    where c.visible or ${mayHoldSql(collection, scope, since, { id: sql`c.id`, seq: sql`c.seq` })}
+    order by c.seq
+    limit ${fetch}`;
+}
+
+/**
+ * Whether the reader may hold a live copy of the record: one of the versions
+ * it can have been sent (see FeedPosition) is live and in its scope. Runs only
+ * for records out of scope now (`or` stops at a true `visible`), as a few
+ * probes of record_history's primary key (collection, id, version); versions
+ * grow with seq, so "the version at s" is the highest version with seq <= s.
+ * Scalar subqueries rather than EXISTS: the planner may turn an EXISTS into a
+ * hashed subplan that reads the whole collection's history.
+ */
+function mayHoldSql(collection: string, scope: Scope, since: FeedPosition, row: { id: SQL; seq: SQL }): SQL {
+  const versionAt = (seq: number) => sql`
+      select h.version from record_history h
+      where h.collection = ${collection} and h.id = ${row.id} and h.seq <= ${seq}
+      order by h.version desc
+      limit 1`;
+  const heldAt = (seq: number) => sql`coalesce((
+      select not h.deleted and ${scopeSql(scope, sql`h.data`)}
+      from record_history h
+      where h.collection = ${collection} and h.id = ${row.id} and h.seq <= ${seq}
+      order by h.version desc
+      limit 1), false)`;
+  const { run } = since;
+  if (run === null) return heldAt(since.seq);
+
+  // Inside a run: the version at `start` and every later one up to `seq`, or the version at `origin`.
+  // A record whose current version predates the run's start (its seq <= start)
+  // has no version from `start` on at or below `seq`: `and` skips the probes.
+  const during = sql`(${row.seq} > ${run.start} and coalesce((
+      select bool_or(not h.deleted and ${scopeSql(scope, sql`h.data`)})
+      from record_history h
+      where h.collection = ${collection} and h.id = ${row.id} and h.seq <= ${since.seq}
+        and h.version >= coalesce((${versionAt(run.start)}), 0)), false))`;
+  return run.origin === null ? during : sql`(${during} or ${heldAt(run.origin)})`;
+}
+
+// ---------------------------------------------------------------------------
+// systems.last_pull_at
+
+const PULL_NOTE_INTERVAL_MS = 60_000;
+const pullNoted = new WeakMap<Database, Map<string, number>>();
+
+/**
+ * Records that the system pulled, at most once a minute per system and
+ * process: the console needs "last pull" to the minute, not a write on every
+ * pull. A failure here never fails the pull.
+ */
+async function notePull(ctx: SyncContext): Promise<void> {
+  let noted = pullNoted.get(ctx.db);
+  if (!noted) {
+    noted = new Map();
+    pullNoted.set(ctx.db, noted);
+  }
+  const now = Date.now();
+  if (now - (noted.get(ctx.system) ?? -Infinity) < PULL_NOTE_INTERVAL_MS) return;
+  noted.set(ctx.system, now);
+  try {
+    await ctx.db
+      .insert(systems)
+      .values({ name: ctx.system, lastPullAt: new Date(now) })
+      .onConflictDoUpdate({ target: systems.name, set: { lastPullAt: sql`excluded.last_pull_at` } });
+  } catch (error) {
+    log.warn(`could not record the last pull of system "${ctx.system}": ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,28 @@
+import { describeScope } from "../policy/compile";
+import type { SyncContext } from "./context";
+import type { CollectionConfig, ConfigResponse } from "./protocol";
+
+/**
+ * GET /api/v1/config: the calling system's effective configuration under the
+ * active policy (the broadcast of claim 2). Collections it can neither read nor
+ * write are left out, so a system learns nothing of collections it has no part in.
+ */
+export function readConfig({ ctx, now = new Date() }: { ctx: SyncContext; now?: Date }): ConfigResponse {
+  const compiled = ctx.policy.compiled;
+  const collections: Record<string, CollectionConfig> = {};
+  for (const collection of compiled.collectionNames()) {
+    const read = describeScope(compiled.scope(ctx.system, collection, "read"));
+    const write = describeScope(compiled.scope(ctx.system, collection, "write"));
+    if (read === null && write === null) continue;
+    const { strategy, fallback } = compiled.conflict(ctx.system, collection);
+    collections[collection] = { read, write, conflict: { strategy, fallback } };
+  }
+  const { intervalSeconds, realtime } = compiled.sync(ctx.system);
+  return {
+    system: ctx.system,
+    policyVersion: ctx.policy.version,
+    collections,
+    sync: { intervalSeconds, realtime },
+    serverTime: now.toISOString(),
+  };
+}
