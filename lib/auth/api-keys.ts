@@ -1,4 +1,4 @@
-import { and, desc, eq, isNull, lt, or } from "drizzle-orm";
+import { and, desc, eq, isNull, lt, or, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { apiKeys, auditLog, type ApiKeyRow } from "../db/schema";
 import { ServiceError } from "../errors";
@@ -11,6 +11,9 @@ import { digestsEqual, randomHex, randomToken, sha256Hex } from "./secrets";
  * carries 256 random bits. Only SHA-256(key) is stored.
  */
 const KEY_PATTERN = /^cnc_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+
+/** NOTIFY channel on which a revocation tells every instance to end the key's open streams. */
+export const KEYS_CHANNEL = "concord_keys";
 
 export interface IssuedKey {
   key: string;
@@ -68,6 +71,7 @@ export async function revokeApiKey(
         `System "${input.system}" has no active key with prefix "${input.prefix}" (it may be revoked already).`,
       );
     }
+    await tx.execute(sql`select pg_notify(${KEYS_CHANNEL}, ${input.prefix})`);
     await tx.insert(auditLog).values({
       actor: input.actor,
       action: "key.revoke",
@@ -96,10 +100,13 @@ export async function listApiKeys(db: Database, system: string): Promise<Omit<Ap
 const LAST_USED_GRANULARITY_MS = 60_000;
 
 /**
- * The system a presented key belongs to, or null for an unknown, malformed or
- * revoked key (the caller answers 401 without saying which).
+ * The system a presented key belongs to (and the key's prefix), or null for an
+ * unknown, malformed or revoked key (the caller answers 401 without saying which).
  */
-export async function authenticateApiKey(db: Database, presented: string): Promise<string | null> {
+export async function authenticateApiKey(
+  db: Database,
+  presented: string,
+): Promise<{ system: string; prefix: string } | null> {
   const match = KEY_PATTERN.exec(presented);
   if (!match) return null;
   const prefix = match[1] as string;
@@ -114,5 +121,5 @@ export async function authenticateApiKey(db: Database, presented: string): Promi
     .update(apiKeys)
     .set({ lastUsedAt: new Date() })
     .where(and(eq(apiKeys.prefix, prefix), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, stale))));
-  return row.system;
+  return { system: row.system, prefix };
 }

@@ -68,13 +68,14 @@ export function withSystem<P>(
     try {
       const hub = await getHub();
       const key = bearerToken(request.headers.get("authorization"));
-      const system = key ? await authenticateApiKey(hub.db, key) : null;
-      if (!system) {
+      const caller = key ? await authenticateApiKey(hub.db, key) : null;
+      if (!caller) {
         throw new ServiceError(
           "unauthenticated",
           "This route needs a system API key: send `Authorization: Bearer <key>`. The key may be wrong or revoked; ask an operator for a new one.",
         );
       }
+      const { system, prefix } = caller;
       const policy = await getActivePolicy(hub.db);
       policyVersion = policy.version;
       if (!policy.compiled.hasSystem(system)) {
@@ -83,7 +84,7 @@ export function withSystem<P>(
           `System "${system}" is not declared in the active policy (version ${policy.version}), so it may not sync; an operator must add it back.`,
         );
       }
-      const response = await handler({ db: hub.db, system, policy }, request, await args.params);
+      const response = await handler({ db: hub.db, system, policy, keyPrefix: prefix }, request, await args.params);
       response.headers.set(POLICY_VERSION_HEADER, String(policy.version));
       return response;
     } catch (error) {

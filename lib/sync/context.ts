@@ -6,4 +6,6 @@ export interface SyncContext {
   db: Database;
   system: string;
   policy: ActivePolicy;
+  /** The prefix of the API key the system called with (absent for work done on its behalf, e.g. a bundle an operator uploads). */
+  keyPrefix?: string;
 }

@@ -3,6 +3,7 @@ import { rowsOf, type Database, type DatabaseHandle, type Unlisten } from "../db
 import { recordHistory, records } from "../db/schema";
 import { log } from "../log";
 import { scopeSql, type Scope } from "../policy/compile";
+import { KEYS_CHANNEL } from "../auth/api-keys";
 import { getActivePolicy, POLICY_CHANNEL } from "../policy/store";
 import { CHANGES_CHANNEL, parseChangeNotification, type ChangeNotification, type SyncEvent } from "./events";
 import { encodeCheckpoint } from "./protocol";
@@ -10,6 +11,8 @@ import { encodeCheckpoint } from "./protocol";
 /** One connected client of one system, as the bus sees it. */
 export interface EventSubscriber {
   readonly system: string;
+  /** The API key the client connected with: its revocation ends the stream. */
+  readonly keyPrefix?: string;
   /** Must not throw and must not block: the bus calls it for every subscriber in turn. */
   deliver(event: SyncEvent): void;
   /** Ends the subscriber's stream from the server side (bus stopped, system removed from the policy). */
@@ -102,6 +105,14 @@ export class EventBus implements EventFeed {
           const version = /^[1-9][0-9]{0,15}$/.test(payload) ? Number(payload) : null;
           if (version !== null) this.enqueue({ kind: "policy", version });
           else log.warn(`ignored a malformed ${POLICY_CHANNEL} notification: ${payload.slice(0, 200)}`);
+        }),
+      );
+      this.unlisteners.push(
+        await this.handle.listen(KEYS_CHANNEL, (prefix) => {
+          // A revoked key stops working at once: end its open streams (their reconnect gets 401).
+          for (const subscriber of [...this.subscribers]) {
+            if (subscriber.keyPrefix === prefix) subscriber.close();
+          }
         }),
       );
     } catch (error) {

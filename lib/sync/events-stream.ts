@@ -67,7 +67,7 @@ export async function openEventStream(input: OpenEventStreamInput): Promise<Read
     throw new RangeError(`pingMs must be a whole number from 1 to ${MAX_PING_MS} (got ${pingMs}).`);
   }
   await input.bus.start();
-  return new EventStream(input.ctx.system, input.bus, pingMs, input.signal).readable;
+  return new EventStream(input.ctx.system, input.ctx.keyPrefix, input.bus, pingMs, input.signal).readable;
 }
 
 const encoder = new TextEncoder();
@@ -87,6 +87,7 @@ class EventStream implements EventSubscriber {
 
   constructor(
     readonly system: string,
+    readonly keyPrefix: string | undefined,
     bus: EventFeed,
     pingMs: number,
     private readonly signal: AbortSignal | undefined,

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { and, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GET } from "@/app/api/v1/events/route";
-import { issueApiKey } from "@/lib/auth/api-keys";
+import { issueApiKey, revokeApiKey } from "@/lib/auth/api-keys";
 import { openDatabase, rowsOf, type Database, type DatabaseHandle } from "@/lib/db/client";
 import { recordHistory, records, type JsonObject } from "@/lib/db/schema";
 import { activatePolicy, getActivePolicy } from "@/lib/policy/store";
@@ -383,6 +383,27 @@ rules: [{who: crm, collection: customers, read: all}]
       billing.abort();
       crm.abort();
       await activatePolicy(t.hub.db, { yaml: example, actor: "test", source: "api" });
+    }
+  });
+
+  it("ends the streams of a revoked key at once, and only those", async () => {
+    const { key, prefix } = await issueApiKey(t.hub.db, { system: "crm", actor: "test" });
+    const controller = new AbortController();
+    const request = new Request("http://localhost/api/v1/events", {
+      headers: { authorization: `Bearer ${key}` },
+      signal: controller.signal,
+    });
+    const revoked = track(await GET(request, { params: Promise.resolve({}) }), controller);
+    const other = await connect("crm");
+    try {
+      await revokeApiKey(t.hub.db, { system: "crm", prefix, actor: "test" });
+      await revoked.ended;
+      await write("customers", [{ id: "after-revoke", data: { name: "Z", region: "north" } }]);
+      await other.next(isChange("customers"));
+      expect(revoked.changes()).toEqual([]);
+    } finally {
+      revoked.abort();
+      other.abort();
     }
   });
 
