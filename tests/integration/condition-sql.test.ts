@@ -7,8 +7,8 @@ import {
   parseCondition,
   printCondition,
   type Condition,
-  type Literal,
 } from "@/lib/policy/condition";
+import { conditionArbitraries, literalsOf } from "@/tests/helpers/conditions";
 import { openTestDatabase } from "@/tests/helpers/db";
 
 // A plain table, not TEMP: on Postgres the handle is a pool, and a temporary
@@ -32,35 +32,12 @@ const storableChar = fc.oneof(
 );
 const stringArb = fc.oneof(fc.constantFrom(...STRINGS), fc.string({ unit: storableChar, maxLength: 4 }));
 const numberArb = fc.oneof(fc.constantFrom(...NUMBERS), fc.integer({ min: -3, max: 3 }), fc.double({ noNaN: true, noDefaultInfinity: true }));
-const literalArb: fc.Arbitrary<Literal> = fc.oneof(stringArb, numberArb, fc.boolean(), fc.constant(null));
-const pathArb = fc.constantFrom(...PATHS);
-
-const atomArb: fc.Arbitrary<Condition> = fc.oneof(
-  fc.record({ kind: fc.constant("cmp" as const), op: fc.constantFrom("==" as const, "!=" as const), path: pathArb, value: literalArb }),
-  fc.record({
-    kind: fc.constant("cmp" as const),
-    op: fc.constantFrom("<" as const, "<=" as const, ">" as const, ">=" as const),
-    path: pathArb,
-    value: fc.oneof(stringArb, numberArb),
-  }),
-  fc.record({ kind: fc.constant("in" as const), path: pathArb, values: fc.array(literalArb, { maxLength: 4 }), negated: fc.boolean() }),
-  fc.record({ kind: fc.constant("exists" as const), path: pathArb }),
-);
-
-function conditionArb(depth: number): fc.Arbitrary<Condition> {
-  if (depth === 0) return atomArb;
-  const inner = conditionArb(depth - 1);
-  return fc.oneof(
-    { arbitrary: atomArb, weight: 3 },
-    { arbitrary: inner.map((expr): Condition => ({ kind: "not", expr })), weight: 1 },
-    {
-      arbitrary: fc
-        .tuple(fc.constantFrom("and" as const, "or" as const), inner, inner, fc.array(inner, { maxLength: 1 }))
-        .map(([kind, x, y, rest]): Condition => ({ kind, operands: [x, y, ...rest] })),
-      weight: 2,
-    },
-  );
-}
+const { condition: conditionArb } = conditionArbitraries({
+  paths: PATHS,
+  strings: stringArb,
+  numbers: numberArb,
+  maxExtraOperands: 1,
+});
 
 const { object: recordArb } = fc.letrec<{ value: unknown; object: Record<string, unknown> }>((tie) => ({
   value: fc.oneof(
@@ -73,22 +50,6 @@ const { object: recordArb } = fc.letrec<{ value: unknown; object: Record<string,
     .uniqueArray(fc.tuple(fc.constantFrom(...KEYS), tie("value")), { selector: ([key]) => key, maxLength: 5 })
     .map((entries) => Object.fromEntries(entries)),
 }));
-
-function literalsOf(ast: Condition): Literal[] {
-  switch (ast.kind) {
-    case "cmp":
-      return [ast.value];
-    case "in":
-      return [...ast.values];
-    case "exists":
-      return [];
-    case "not":
-      return literalsOf(ast.expr);
-    case "and":
-    case "or":
-      return ast.operands.flatMap(literalsOf);
-  }
-}
 
 describe(`conditionToSql agrees with compilePredicate (${process.env.DATABASE_URL ? "postgres" : "pglite"})`, () => {
   let handle: Awaited<ReturnType<typeof openTestDatabase>>;

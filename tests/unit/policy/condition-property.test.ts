@@ -8,8 +8,8 @@ import {
   parseCondition,
   printCondition,
   type Condition,
-  type Literal,
 } from "@/lib/policy/condition";
+import { conditionArbitraries, literalsOf } from "@/tests/helpers/conditions";
 
 // Paths overlap with the record keys below, include keyword-named inner
 // segments and the Object.prototype names an unsafe lookup would find.
@@ -79,52 +79,8 @@ const literalNumber = fc.oneof(
   fc.integer({ min: -5, max: 5 }),
   fc.double({ noNaN: true, noDefaultInfinity: true }),
 );
-const literal: fc.Arbitrary<Literal> = fc.oneof(literalString, literalNumber, fc.boolean(), fc.constant(null));
-const path = fc.constantFrom(...PATHS);
-
-const atom: fc.Arbitrary<Condition> = fc.oneof(
-  fc.record({ kind: fc.constant("cmp" as const), op: fc.constantFrom("==" as const, "!=" as const), path, value: literal }),
-  fc.record({
-    kind: fc.constant("cmp" as const),
-    op: fc.constantFrom("<" as const, "<=" as const, ">" as const, ">=" as const),
-    path,
-    value: fc.oneof(literalString, literalNumber),
-  }),
-  fc.record({ kind: fc.constant("in" as const), path, values: fc.array(literal, { maxLength: 4 }), negated: fc.boolean() }),
-  fc.record({ kind: fc.constant("exists" as const), path }),
-);
-
-function condition(depth: number): fc.Arbitrary<Condition> {
-  if (depth === 0) return atom;
-  const inner = condition(depth - 1);
-  return fc.oneof(
-    { arbitrary: atom, weight: 3 },
-    { arbitrary: inner.map((expr): Condition => ({ kind: "not", expr })), weight: 1 },
-    {
-      arbitrary: fc
-        .tuple(fc.constantFrom("and" as const, "or" as const), inner, inner, fc.array(inner, { maxLength: 2 }))
-        .map(([kind, x, y, rest]): Condition => ({ kind, operands: [x, y, ...rest] })),
-      weight: 2,
-    },
-  );
-}
+const { condition } = conditionArbitraries({ paths: PATHS, strings: literalString, numbers: literalNumber });
 const conditionArb = condition(3);
-
-function literalsOf(ast: Condition): Literal[] {
-  switch (ast.kind) {
-    case "cmp":
-      return [ast.value];
-    case "in":
-      return [...ast.values];
-    case "exists":
-      return [];
-    case "not":
-      return literalsOf(ast.expr);
-    case "and":
-    case "or":
-      return ast.operands.flatMap(literalsOf);
-  }
-}
 
 /**
  * Records whose values are mostly the condition's own literals (so equality
