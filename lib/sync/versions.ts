@@ -33,57 +33,41 @@ export async function writeVersions(tx: Database, collection: string, versions: 
   )
     .map((r) => Number(r.seq))
     .sort((a, b) => a - b);
-  const now = new Date();
+  const now = new Date().toISOString();
 
-  await tx.insert(recordHistory).values(
-    versions.map((v, i) => ({
-      collection,
-      id: v.id,
-      version: v.version,
-      data: v.data,
-      digest: v.digest,
-      deleted: v.deleted,
-      seq: seqs[i] as number,
-      origin: v.origin,
-      changeId: v.changeId,
-      writtenBy: v.writtenBy,
-      writtenAt: now,
-      modifiedAt: v.modifiedAt,
-    })),
-  );
+  // Rows travel as one jsonb parameter expanded by jsonb_to_recordset: a
+  // 1,000-row batch is one bound value instead of 11,000, which spares the
+  // driver and the query builder most of a push's CPU time.
+  const historyRows = versions.map((v, i) => ({
+    id: v.id,
+    version: v.version,
+    data: v.data,
+    digest: v.digest,
+    deleted: v.deleted,
+    seq: seqs[i],
+    origin: v.origin,
+    change_id: v.changeId,
+    written_by: v.writtenBy,
+    modified_at: v.modifiedAt.toISOString(),
+  }));
+  await tx.execute(sql`
+    insert into ${recordHistory} (collection, id, version, data, digest, deleted, seq, origin, change_id, written_by, written_at, modified_at)
+    select ${collection}, x.id, x.version, x.data, x.digest, x.deleted, x.seq, x.origin, x.change_id, x.written_by, ${now}::timestamptz, x.modified_at
+    from jsonb_to_recordset(${JSON.stringify(historyRows)}::jsonb) as x(
+      id text, version integer, data jsonb, digest text, deleted boolean, seq bigint,
+      origin text, change_id text, written_by text, modified_at timestamptz)`);
 
   // One row per record: its last version in this batch.
-  const latest = new Map<string, { v: NewVersion; seq: number }>();
-  versions.forEach((v, i) => latest.set(v.id, { v, seq: seqs[i] as number }));
-  await tx
-    .insert(records)
-    .values(
-      [...latest.values()].map(({ v, seq }) => ({
-        collection,
-        id: v.id,
-        data: v.data,
-        version: v.version,
-        digest: v.digest,
-        deleted: v.deleted,
-        seq,
-        updatedBy: v.writtenBy,
-        updatedAt: now,
-        modifiedAt: v.modifiedAt,
-      })),
-    )
-    .onConflictDoUpdate({
-      target: [records.collection, records.id],
-      set: {
-        data: sql`excluded.data`,
-        version: sql`excluded.version`,
-        digest: sql`excluded.digest`,
-        deleted: sql`excluded.deleted`,
-        seq: sql`excluded.seq`,
-        updatedBy: sql`excluded.updated_by`,
-        updatedAt: sql`excluded.updated_at`,
-        modifiedAt: sql`excluded.modified_at`,
-      },
-    });
+  const latest = new Map<string, (typeof historyRows)[number]>();
+  for (const row of historyRows) latest.set(row.id, row);
+  await tx.execute(sql`
+    insert into ${records} (collection, id, data, version, digest, deleted, seq, updated_by, updated_at, modified_at)
+    select ${collection}, x.id, x.data, x.version, x.digest, x.deleted, x.seq, x.written_by, ${now}::timestamptz, x.modified_at
+    from jsonb_to_recordset(${JSON.stringify([...latest.values()])}::jsonb) as x(
+      id text, data jsonb, version integer, digest text, deleted boolean, seq bigint, written_by text, modified_at timestamptz)
+    on conflict (collection, id) do update set
+      data = excluded.data, version = excluded.version, digest = excluded.digest, deleted = excluded.deleted,
+      seq = excluded.seq, updated_by = excluded.updated_by, updated_at = excluded.updated_at, modified_at = excluded.modified_at`);
 
   await notifyChanges(tx, collection, seqs[0] as number, seqs[seqs.length - 1] as number);
   return seqs;
