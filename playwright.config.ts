@@ -1,8 +1,11 @@
 import { execFileSync } from "node:child_process";
 import { readdirSync, rmSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "@playwright/test";
 import { E2E_ADMIN_TOKEN } from "./e2e/support/env";
+
+const root = path.dirname(fileURLToPath(import.meta.url));
 
 // The production server (`node scripts/start.mjs`, which builds when needed)
 // runs on its own port with its own database, so e2e never shares state with a
@@ -25,7 +28,7 @@ if (serverDatabaseUrl && !process.env.E2E_DATABASE_URL) {
   refuseRemoteDatabase(serverDatabaseUrl);
   process.env.E2E_DATABASE_URL = execFileSync(
     process.execPath,
-    [path.join(__dirname, "e2e", "support", "fresh-database.mjs"), serverDatabaseUrl],
+    [path.join(root, "e2e", "support", "fresh-database.mjs"), serverDatabaseUrl],
     { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
   ).trim();
 }
@@ -104,7 +107,7 @@ export default defineConfig({
  * debug a failure, or for a run in progress on another port); older ones go.
  */
 function removeOldPgliteFolders(): void {
-  const dataDir = path.join(__dirname, ".data");
+  const dataDir = path.join(root, ".data");
   let names: string[];
   try {
     names = readdirSync(dataDir);
