@@ -100,12 +100,13 @@ export class CompiledPolicy {
           });
           this.scopes.set(key(system, collection, action), { system, collection, action, grants });
         }
-        const override = rules.find((r) => r.conflict !== null);
+        // A rule may override the strategy, the fallback, or both; validation
+        // guarantees the rules reaching one system agree on each.
         const base = policy.collections[collection];
         if (base) {
           this.conflictSettings.set(key(system, collection), {
-            strategy: override?.conflict ?? base.conflict,
-            fallback: override?.fallback ?? base.fallback,
+            strategy: rules.find((r) => r.conflict !== null)?.conflict ?? base.conflict,
+            fallback: rules.find((r) => r.fallback !== null)?.fallback ?? base.fallback,
           });
         }
       }

@@ -187,23 +187,27 @@ function checkReferences(file: PolicyFile, positionOf: PositionOf): ValidationRe
     });
   });
 
-  // One strategy per system and collection: two rules that both reach a system
-  // must not assign it different strategies, or the outcome would depend on rule order.
+  // One strategy and one fallback per system and collection: two rules that
+  // both reach a system must not assign it different ones, or the outcome
+  // would depend on rule order.
   const membersOf = (who: string): string[] =>
     who === "*" ? [...systemNames] : who.startsWith("group:") ? [...(file.groups[who.slice(6)] ?? [])] : [who];
-  const assigned = new Map<string, { strategy: Strategy; fallback: FallbackStrategy | null; index: number }>();
-  for (const rule of rules) {
-    if (!rule.conflict) continue;
-    for (const system of membersOf(rule.who)) {
-      const key = `${system}\u0000${rule.collection}`;
-      const prev = assigned.get(key);
-      if (prev && (prev.strategy !== rule.conflict || prev.fallback !== rule.fallback)) {
-        error(
-          ["rules", rule.index, "conflict"],
-          `system "${system}" gets conflict strategy ${rule.conflict} here but ${prev.strategy} from rule ${prev.index + 1} (line ${rules[prev.index]?.line}) on collection "${rule.collection}"; give each system one strategy per collection`,
-        );
-      } else if (!prev) {
-        assigned.set(key, { strategy: rule.conflict, fallback: rule.fallback, index: rule.index });
+  for (const setting of ["conflict", "fallback"] as const) {
+    const assigned = new Map<string, { value: string; index: number }>();
+    for (const rule of rules) {
+      const value = rule[setting];
+      if (value === null) continue;
+      for (const system of membersOf(rule.who)) {
+        const key = `${system}\u0000${rule.collection}`;
+        const prev = assigned.get(key);
+        if (!prev) assigned.set(key, { value, index: rule.index });
+        else if (prev.value !== value) {
+          const what = setting === "conflict" ? "conflict strategy" : "fallback";
+          error(
+            ["rules", rule.index, setting],
+            `system "${system}" gets ${what} ${value} here but ${prev.value} from rule ${prev.index + 1} (line ${rules[prev.index]?.line}) on collection "${rule.collection}"; give each system one ${what} per collection`,
+          );
+        }
       }
     }
   }

@@ -1,4 +1,4 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import mergePatch from "json-merge-patch";
 import type { Database } from "../db/client";
 import { rowsOf } from "../db/client";
@@ -135,7 +135,7 @@ async function pushInTransaction(
     const rows = await tx
       .select({ changeId: pushReceipts.changeId, result: pushReceipts.result })
       .from(pushReceipts)
-      .where(and(eq(pushReceipts.system, s.system), inArray(pushReceipts.changeId, changeIds)));
+      .where(and(eq(pushReceipts.system, s.system), sql`${pushReceipts.changeId} in (${jsonList(changeIds)})`));
     for (const row of rows) receipts.set(row.changeId, row.result as unknown as PushResult);
   }
 
@@ -158,6 +158,9 @@ async function pushInTransaction(
     const outcome = decide(s, change, state.get(change.id), history, receivedAt);
     if (outcome.write) {
       versions.push(outcome.write);
+      // A later change of this request may be based on the version this one supersedes: keep it as a base.
+      const superseded = state.get(change.id);
+      if (superseded) history.set(baseKey(change.id, superseded.version), { data: superseded.data, deleted: superseded.deleted });
       state.set(change.id, {
         version: outcome.write.version,
         data: outcome.write.data,
@@ -191,22 +194,24 @@ async function pushInTransaction(
   }
 
   if (newReceipts.length > 0) {
-    const stored = await tx
-      .insert(pushReceipts)
-      .values(
-        newReceipts.map((r) => ({
-          system: s.system,
-          changeId: r.changeId,
-          collection: s.collection,
-          recordId: r.id,
-          result: r as unknown as JsonObject,
-        })),
-      )
-      .onConflictDoNothing()
-      .returning({ changeId: pushReceipts.changeId });
+    // One jsonb parameter for the whole batch (see writeVersions).
+    const rows = newReceipts.map((r) => ({ change_id: r.changeId, record_id: r.id, result: r }));
+    const stored = rowsOf<{ change_id: string }>(
+      await tx.execute(sql`
+        insert into ${pushReceipts} (system, change_id, collection, record_id, result)
+        select ${s.system}, x.change_id, ${s.collection}, x.record_id, x.result
+        from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(change_id text, record_id text, result jsonb)
+        on conflict do nothing
+        returning change_id`),
+    );
     if (stored.length !== newReceipts.length) throw new ReceiptRace("a changeId was stored concurrently");
   }
   return results;
+}
+
+/** A list of strings as one jsonb parameter, usable as `x in (…)` (one bound value however long the list). */
+function jsonList(values: readonly string[]) {
+  return sql`select jsonb_array_elements_text(${JSON.stringify(values)}::jsonb)`;
 }
 
 async function loadState(tx: Database, collection: string, ids: string[]): Promise<Map<string, ServerState>> {
@@ -223,7 +228,7 @@ async function loadState(tx: Database, collection: string, ids: string[]): Promi
       modifiedAt: records.modifiedAt,
     })
     .from(records)
-    .where(and(eq(records.collection, collection), inArray(records.id, ids)));
+    .where(and(eq(records.collection, collection), sql`${records.id} in (${jsonList(ids)})`));
   for (const r of rows) state.set(r.id, r);
   return state;
 }
@@ -322,7 +327,7 @@ function decide(
 
   // Nothing to write: the record as sent equals the server's (no version bump).
   if (current && (applied === null ? current.deleted : serverLive !== null && jsonEqual(applied, serverLive))) {
-    const view = viewOf(s, current.deleted ? null : current.data);
+    const view = viewOf(s, current.deleted ? null : current.data, { own: true, digest: current.digest });
     return { result: { changeId, id, status: "unchanged", version: current.version, ...view.digestOnly } };
   }
 
@@ -347,11 +352,9 @@ function decide(
   });
 
   if (!conflict) {
-    const view = viewOf(s, applied);
-    return {
-      result: { changeId, id, status: "applied", version, ...view.digestOnly },
-      write: newVersion(applied, "push"),
-    };
+    const write = newVersion(applied, "push");
+    const view = viewOf(s, applied, { own: true, digest: write.digest });
+    return { result: { changeId, id, status: "applied", version, ...view.digestOnly }, write };
   }
 
   // A conflict: settle it with the strategy the policy assigns (claim 4, last case).
@@ -407,15 +410,16 @@ function decide(
   const write = written === undefined ? undefined : newVersion(written, outcome === "merged" ? "merge" : "push");
   const finalData = written === undefined ? (server.deleted ? null : server.data) : written;
   const finalVersion = write ? version : server.version;
-  const view = viewOf(s, finalData);
   // The client holds its own record: if the result is that, it is "applied"; otherwise it needs the data.
-  const clientView = viewOf(s, applied === null ? null : mine);
+  const own = written !== undefined && (written === null ? applied === null : mine !== null && jsonEqual(written, mine));
+  const view = viewOf(s, finalData, { own, digest: write ? write.digest : server.digest });
+  const clientView = viewOf(s, applied === null ? null : mine, { own: true });
   const status: PushResult["status"] =
     write === undefined
       ? outcome === "pending"
         ? "pending"
         : "rejected"
-      : view.digest === clientView.digest
+      : own || (view.digest !== undefined && view.digest === clientView.digest)
         ? "applied"
         : "merged";
 
@@ -424,7 +428,7 @@ function decide(
     id,
     status,
     version: finalVersion,
-    digest: view.digest,
+    ...(view.digest === undefined ? {} : { digest: view.digest }),
     ...(status === "applied" ? {} : view.body),
     conflict: { id: 0, strategy: s.conflict.strategy },
     reason,
@@ -490,16 +494,22 @@ function clientIntent(
   return { record, fields: [...spoken] };
 }
 
-/** The record as the pushing system may see it: projected data and its digest, or only a digest. */
+/**
+ * The record as the pushing system may see it: projected data and its digest.
+ * For a record outside its read scope it gets nothing back — except the digest
+ * of what it wrote itself (`own`), so a writer without read rights still has a
+ * base. `digest` is the stored digest of the whole data, when known.
+ */
 function viewOf(
   s: PushSettings,
   data: JsonObject | null,
-): { digest: string; body: { data?: JsonObject; deleted?: true }; digestOnly: { digest: string } } {
+  options: { own: boolean; digest?: string },
+): { digest?: string; body: { data?: JsonObject; deleted?: true }; digestOnly: { digest?: string } } {
   if (data === null) return { digest: DELETED_DIGEST, body: { deleted: true }, digestOnly: { digest: DELETED_DIGEST } };
-  const view = projectForReader(s.readScope, data);
+  const view = projectForReader(s.readScope, data, options.digest);
   if (!view) {
-    // A system that may write but not read this record gets back only the digest of what it wrote.
-    const digest = digestOf(data);
+    if (!options.own) return { body: {}, digestOnly: {} };
+    const digest = options.digest ?? digestOf(data);
     return { digest, body: {}, digestOnly: { digest } };
   }
   return { digest: view.digest, body: { data: view.data }, digestOnly: { digest: view.digest } };

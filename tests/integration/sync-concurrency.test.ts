@@ -2,7 +2,7 @@ import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase, type DatabaseHandle } from "@/lib/db/client";
 import { conflicts, recordHistory, records } from "@/lib/db/schema";
-import type { Strategy } from "@/lib/policy/document";
+import type { FallbackStrategy, Strategy } from "@/lib/policy/document";
 import { activatePolicy, getActivePolicy } from "@/lib/policy/store";
 import type { PushResult } from "@/lib/sync/protocol";
 import { pushChanges } from "@/lib/sync/push";
@@ -20,16 +20,25 @@ let keys: Record<string, string>;
 let second: DatabaseHandle | undefined;
 
 const SYSTEMS = ["a", "b", "c", "d"];
+/** Collection, strategy, fallback. */
+const COLLECTIONS: [string, Strategy, FallbackStrategy][] = [
+  ["server_wins", "server-wins", "server-wins"],
+  ["client_wins", "client-wins", "server-wins"],
+  ["last_writer_wins", "last-writer-wins", "server-wins"],
+  ["priority", "priority", "server-wins"],
+  ["field_merge", "field-merge", "server-wins"],
+  ["manual", "manual", "server-wins"],
+  ["field_merge_manual", "field-merge", "manual"],
+];
 const RECORDS = ["r1", "r2", "r3", "r4", "r5"];
 
 beforeAll(async () => {
   t = await startTestHub();
   // One collection per strategy, so the runs are independent.
-  const strategies: Strategy[] = ["server-wins", "client-wins", "last-writer-wins", "priority", "field-merge"];
   const yaml = `version: 1
 systems: {a: {priority: 1}, b: {priority: 2}, c: {priority: 3}, d: {priority: 4}}
-collections: {${strategies.map((s) => `${s.replace(/-/g, "_")}: {conflict: ${s}, fallback: server-wins}`).join(", ")}}
-rules: [${strategies.map((s) => `{who: "*", collection: ${s.replace(/-/g, "_")}, read: all, write: all}`).join(", ")}]
+collections: {${COLLECTIONS.map(([name, s, fallback]) => `${name}: {conflict: ${s}, fallback: ${fallback}}`).join(", ")}}
+rules: [${COLLECTIONS.map(([name]) => `{who: "*", collection: ${name}, read: all, write: all}`).join(", ")}]
 `;
   await activatePolicy(t.hub.db, { yaml, actor: "test", source: "api" });
   keys = await keysFor(t.hub.db, ...SYSTEMS);
@@ -74,7 +83,7 @@ async function worker(collection: string, system: string, index: number, sent: S
   }
 }
 
-describe.each(["server_wins", "client_wins", "last_writer_wins", "priority", "field_merge"])(
+describe.each(COLLECTIONS.map(([name]) => name))(
   "concurrent writers on collection %s",
   (collection) => {
     it("leave gapless versions and lose no change", async () => {

@@ -72,6 +72,18 @@ describe("strategies, priorities and schedules", () => {
     expect(example.conflict("crm", "products").strategy).toBe("priority");
   });
 
+  it("lets a rule override only the fallback", async () => {
+    const policy = await compile(`version: 1
+systems: {x: {}, y: {}}
+collections: {c: {conflict: field-merge, fallback: manual}}
+rules:
+  - {who: "*", collection: c, read: all, write: all}
+  - {who: x, collection: c, fallback: server-wins, read: all}
+`);
+    expect(policy.conflict("x", "c")).toEqual({ strategy: "field-merge", fallback: "server-wins" });
+    expect(policy.conflict("y", "c")).toEqual({ strategy: "field-merge", fallback: "manual" });
+  });
+
   it("gives priorities and sync schedules", () => {
     expect(example.priority("crm")).toBe(20);
     expect(example.priority("warehouse")).toBe(0);

@@ -168,6 +168,18 @@ rules:
     expect(errors[0]?.message).toMatch(/system "billing" gets conflict strategy priority here but client-wins from rule 1/);
   });
 
+  it("refuses two fallbacks for one system and collection", () => {
+    const errors = errorsOf(`version: 1
+systems: {crm: {}}
+collections: {customers: {conflict: field-merge}}
+rules:
+  - {who: "*", collection: customers, read: all, fallback: client-wins}
+  - {who: crm, collection: customers, write: all, fallback: priority}
+`);
+    expect(errors[0]?.line).toBe(6);
+    expect(errors[0]?.message).toMatch(/system "crm" gets fallback priority here but client-wins from rule 1/);
+  });
+
   it("warns about rules that grant nothing and systems that reach nothing", () => {
     const result = validatePolicy(`version: 1
 systems: {crm: {}, idle: {}}
