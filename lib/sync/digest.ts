@@ -1,16 +1,8 @@
 import { createHash } from "node:crypto";
-import canonicalize from "canonicalize";
+import { canonicalJson } from "./canonical";
 import { DELETED_DIGEST, type JsonObject } from "./protocol";
 
-/**
- * RFC 8785 (JCS) canonical JSON. `canonicalize` is the RFC authors' reference
- * implementation for JavaScript, so digests match any other JCS client.
- */
-export function canonicalJson(value: unknown): string {
-  const text = canonicalize(value);
-  if (text === undefined) throw new TypeError("value cannot be canonicalised as JSON");
-  return text;
-}
+export { canonicalJson } from "./canonical";
 
 /** protocol.md: lowercase hex SHA-256 of the canonical JSON of the data; `null` for a deleted record. */
 export function digestOf(data: JsonObject | null): string {
