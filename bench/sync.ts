@@ -276,7 +276,11 @@ async function benchEngine(engine: string) {
 
 async function main() {
   const results = [];
-  for (const engine of ENGINES) results.push(await benchEngine(engine));
+  for (const engine of ENGINES) {
+    const result = await benchEngine(engine);
+    console.log(`   ${JSON.stringify(result)}`);
+    results.push(result);
+  }
   const out = { measuredAt: new Date().toISOString(), machine: "2 cores", records: N, large: LARGE, rounds: ROUNDS, results };
   await writeFile("bench/results.json", `${JSON.stringify(out, null, 2)}\n`);
   console.log("\nConcord sync benchmark (records of ~200 bytes, HTTP API of a local hub)\n");
