@@ -1,3 +1,4 @@
 export * from "./records";
 export * from "./conflicts";
 export * from "./governance";
+export * from "./bundles";

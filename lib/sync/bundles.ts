@@ -1,0 +1,340 @@
+import { createHash } from "node:crypto";
+import { and, eq, sql } from "drizzle-orm";
+import { z } from "zod";
+import type { Database } from "../db/client";
+import { auditLog, bundleReceipts } from "../db/schema";
+import { ServiceError } from "../errors";
+import type { ActivePolicy } from "../policy/store";
+import {
+  decodeBundle,
+  MAX_BUNDLE_BYTES,
+  RESPONSE_FORMAT,
+  sealBundle,
+  type RequestBundle,
+  type ResponseBundle,
+  type UnsealedResponseBundle,
+} from "./bundle-format";
+import { parseCheckpoint, pullChanges } from "./changes";
+import type { SyncContext } from "./context";
+import { canonicalSize } from "./digest";
+import { operatorName } from "./history";
+import { MAX_PAGE_LIMIT, MAX_PUSH_CHANGES, MAX_RECORD_BYTES, type ChangeEntry, type JsonObject, type PushResult } from "./protocol";
+import { pushChanges } from "./push";
+
+/**
+ * Offline bundles (protocol.md): a site without a connection hands the hub a
+ * file of pending changes and checkpoints; the hub pushes the changes, pulls
+ * what changed since each checkpoint, and answers with a response bundle.
+ *
+ * A bundle applies in one database transaction: its pushes (each in a
+ * savepoint, as pushChanges does), its pulls and its receipt commit together
+ * or not at all. So a bundle that is refused, or that fails or is cut off by a
+ * crash midway, changes nothing and can simply be sent again (its changeIds
+ * would make a partial re-send idempotent too); and a bundle is refused as a
+ * replay exactly when it completed. The price: the collections it writes stay
+ * locked for live pushes until it commits; they are locked in name order, so
+ * two bundles never wait on each other in a cycle.
+ */
+
+const BUNDLE_LOCK_CLASS = 0x0c0c02;
+
+export const sha256Hex = (text: string): string => createHash("sha256").update(text, "utf8").digest("hex");
+
+/** A bundle file as the hub receives it: its text (a route, or a file uploaded in the console). */
+export type BundleText = string;
+
+/** Reads and checks a request bundle file: size, JSON, format, checksum, schema. Throws a ServiceError. */
+export async function readRequestBundle(text: BundleText): Promise<RequestBundle> {
+  if (Buffer.byteLength(text, "utf8") > MAX_BUNDLE_BYTES) {
+    throw new ServiceError(
+      "payload_too_large",
+      `The bundle is larger than ${MAX_BUNDLE_BYTES / 1024 / 1024} MiB; export the pending changes as several smaller bundles.`,
+    );
+  }
+  const decoded = await decodeBundle(text, "request", sha256Hex);
+  if (decoded.ok) return decoded.bundle;
+  const { problem } = decoded;
+  throw new ServiceError("invalid_request", problem.message, problem.code === "invalid" ? problem.issues : undefined);
+}
+
+/**
+ * POST /api/v1/bundles: applies a system's request bundle with its own API key.
+ * The key's system must be the bundle's.
+ */
+export async function applyBundle({ ctx, bundle }: { ctx: SyncContext; bundle: BundleText }): Promise<ResponseBundle> {
+  const request = await readRequestBundle(bundle);
+  if (request.system !== ctx.system) {
+    throw new ServiceError(
+      "forbidden",
+      `This bundle was exported by system "${request.system}", but the API key belongs to "${ctx.system}"; upload it with ${request.system}'s key.`,
+      [{ path: "system", message: `must be "${ctx.system}"` }],
+    );
+  }
+  return apply(ctx, request, { appliedBy: ctx.system });
+}
+
+/**
+ * An operator applies a bundle on a site's behalf (console upload): the same
+ * checks as the API, except that the system comes from the bundle rather than
+ * a key; the changes are the system's, and the audit log names the operator.
+ */
+export async function applyBundleForOperator({
+  db,
+  policy,
+  bundle,
+  actor,
+}: {
+  db: Database;
+  policy: ActivePolicy;
+  bundle: BundleText;
+  actor: string;
+}): Promise<ResponseBundle> {
+  const request = await readRequestBundle(bundle);
+  if (!policy.compiled.hasSystem(request.system)) {
+    throw new ServiceError(
+      "forbidden",
+      `System "${request.system}" is not declared in the active policy (version ${policy.version}), so its bundle cannot be applied.`,
+      [{ path: "system", message: "must be a system of the active policy" }],
+    );
+  }
+  return apply({ db, system: request.system, policy }, request, { appliedBy: operatorName(actor), auditActor: actor });
+}
+
+export const bundleIdSchema = z.uuid({ error: "bundleId must be a UUID" });
+
+/** The response bundle stored when a bundle was applied, to download it again. 404 when that system never applied it. */
+export async function getBundleResponse({
+  db,
+  system,
+  bundleId,
+}: {
+  db: Database;
+  system: string;
+  bundleId: string;
+}): Promise<ResponseBundle> {
+  if (!bundleIdSchema.safeParse(bundleId).success) {
+    throw new ServiceError("invalid_request", "bundleId must be a UUID.", [{ path: "bundleId", message: "must be a UUID" }]);
+  }
+  const [row] = await db
+    .select({ response: bundleReceipts.response })
+    .from(bundleReceipts)
+    .where(and(eq(bundleReceipts.system, system), eq(bundleReceipts.bundleId, bundleId)));
+  if (!row) {
+    throw new ServiceError("not_found", `System "${system}" has applied no bundle ${bundleId}; nothing is stored for it.`);
+  }
+  return row.response as unknown as ResponseBundle;
+}
+
+// ---------------------------------------------------------------------------
+
+interface ApplyOptions {
+  appliedBy: string;
+  /** Set for an operator: writes an audit row. */
+  auditActor?: string;
+}
+
+async function apply(ctx: SyncContext, request: RequestBundle, options: ApplyOptions): Promise<ResponseBundle> {
+  // A replay is answered before the policy is consulted: its collections may have changed since.
+  const earlier = await findReceipt(ctx.db, ctx.system, request.bundleId);
+  if (earlier) throw replay(request, earlier);
+  const plan = planBundle(ctx, request);
+  const requestChecksum = request.checksum;
+
+  return ctx.db.transaction(async (tx) => {
+    // One applier per (system, bundle) at a time, on every instance: the second waits, then finds the receipt.
+    await tx.execute(
+      sql`select pg_advisory_xact_lock(${BUNDLE_LOCK_CLASS}, hashtext(${`${ctx.system}/${request.bundleId.toLowerCase()}`}))`,
+    );
+    const raced = await findReceipt(tx, ctx.system, request.bundleId);
+    if (raced) throw replay(request, raced);
+
+    const txCtx: SyncContext = { ...ctx, db: tx };
+    const results: Record<string, PushResult[]> = {};
+    for (const collection of plan.pushes) {
+      const changes = request.changes[collection] ?? [];
+      const collected: PushResult[] = [];
+      for (let i = 0; i < changes.length; i += MAX_PUSH_CHANGES) {
+        const { results: batch } = await pushChanges({
+          ctx: txCtx,
+          input: { collection, changes: changes.slice(i, i + MAX_PUSH_CHANGES) },
+        });
+        collected.push(...batch);
+      }
+      results[collection] = collected;
+    }
+
+    const changes: Record<string, ChangeEntry[]> = {};
+    const checkpoints: Record<string, string> = {};
+    for (const collection of plan.pulls) {
+      const pulled = await pullAll(txCtx, collection, request.checkpoints[collection] ?? null);
+      changes[collection] = pulled.changes;
+      checkpoints[collection] = pulled.checkpoint;
+    }
+
+    const unsealed: UnsealedResponseBundle = {
+      format: RESPONSE_FORMAT,
+      bundleId: request.bundleId,
+      system: ctx.system,
+      policyVersion: ctx.policy.version,
+      createdAt: new Date().toISOString(),
+      results,
+      changes,
+      checkpoints,
+    };
+    const response = await sealBundle(unsealed, sha256Hex);
+    await tx.insert(bundleReceipts).values({
+      system: ctx.system,
+      bundleId: request.bundleId,
+      appliedBy: options.appliedBy,
+      requestChecksum,
+      responseChecksum: response.checksum,
+      response: response as unknown as JsonObject,
+    });
+    if (options.auditActor !== undefined) {
+      await tx.insert(auditLog).values({
+        actor: options.auditActor,
+        action: "bundle.apply",
+        target: `bundle:${ctx.system}/${request.bundleId}`,
+        details: {
+          system: ctx.system,
+          bundleId: request.bundleId,
+          requestChecksum,
+          responseChecksum: response.checksum,
+          changes: Object.fromEntries(Object.entries(results).map(([c, r]) => [c, r.length])),
+          pulled: Object.fromEntries(Object.entries(changes).map(([c, e]) => [c, e.length])),
+          policyVersion: ctx.policy.version,
+        },
+      });
+    }
+    return response;
+  });
+}
+
+interface Plan {
+  /** Collections with changes, in name order (the order their locks are taken). */
+  pushes: string[];
+  /** Collections whose changes since the checkpoint go back: those of `checkpoints` the system may read. */
+  pulls: string[];
+}
+
+/**
+ * Everything the bundle needs, checked before anything is applied: every
+ * collection exists and the system has some right on it, checkpoints are this
+ * server's, records are within the size limit. Problems are reported all at
+ * once, each with its path in the bundle.
+ */
+function planBundle(ctx: SyncContext, request: RequestBundle): Plan {
+  const compiled = ctx.policy.compiled;
+  const unknown: { path: string; message: string }[] = [];
+  const forbidden: { path: string; message: string }[] = [];
+  const rights = (collection: string) => ({
+    read: compiled.scope(ctx.system, collection, "read").grants.length > 0,
+    write: compiled.scope(ctx.system, collection, "write").grants.length > 0,
+  });
+  const check = (collection: string, path: string) => {
+    if (!compiled.hasCollection(collection)) {
+      unknown.push({ path, message: `there is no collection "${collection}" in the active policy (version ${ctx.policy.version})` });
+      return false;
+    }
+    const r = rights(collection);
+    if (!r.read && !r.write) {
+      forbidden.push({ path, message: `system "${ctx.system}" may neither read nor write collection "${collection}"` });
+      return false;
+    }
+    return true;
+  };
+
+  const pushes = Object.keys(request.changes).sort();
+  for (const collection of pushes) check(collection, `changes.${collection}`);
+  const pulls: string[] = [];
+  const badCheckpoints: { path: string; message: string }[] = [];
+  for (const collection of Object.keys(request.checkpoints).sort()) {
+    if (!check(collection, `checkpoints.${collection}`)) continue;
+    const checkpoint = request.checkpoints[collection];
+    if (checkpoint != null && parseCheckpoint(checkpoint) === null) {
+      badCheckpoints.push({ path: `checkpoints.${collection}`, message: "must be a checkpoint returned by this server, or null" });
+    }
+    // A write-only collection has no feed: its checkpoint is ignored.
+    if (rights(collection).read) pulls.push(collection);
+  }
+
+  if (unknown.length > 0) {
+    throw new ServiceError(
+      "unknown_collection",
+      `The bundle names ${unknown.length === 1 ? "a collection" : "collections"} the hub does not have: ${unknown
+        .map((u) => u.path)
+        .join(", ")}. Nothing was applied.`,
+      unknown,
+    );
+  }
+  if (forbidden.length > 0) {
+    throw new ServiceError(
+      "forbidden",
+      `System "${ctx.system}" may neither read nor write ${forbidden.map((f) => f.path).join(", ")} under policy version ${
+        ctx.policy.version
+      }. Nothing was applied; remove those changes from the bundle or ask an operator for rights.`,
+      forbidden,
+    );
+  }
+  if (badCheckpoints.length > 0) {
+    throw new ServiceError(
+      "invalid_request",
+      `The bundle is invalid: ${badCheckpoints[0]?.path}: must be a checkpoint returned by this server, or null. Nothing was applied.`,
+      badCheckpoints,
+    );
+  }
+
+  // pushChanges refuses an oversized record for its whole batch: find them before the first batch commits.
+  const oversized: { path: string; message: string }[] = [];
+  for (const collection of pushes) {
+    (request.changes[collection] ?? []).forEach((change, i) => {
+      const body = change.data ?? change.patch;
+      if (body && canonicalSize(body) > MAX_RECORD_BYTES) {
+        oversized.push({
+          path: `changes.${collection}.${i}.${change.data ? "data" : "patch"}`,
+          message: `larger than ${MAX_RECORD_BYTES / 1024} KiB as canonical JSON`,
+        });
+      }
+    });
+  }
+  if (oversized.length > 0) {
+    throw new ServiceError(
+      "payload_too_large",
+      `${oversized[0]?.path} is larger than ${MAX_RECORD_BYTES / 1024} KiB as canonical JSON; a record may be at most that size. Nothing was applied.`,
+      oversized,
+    );
+  }
+  return { pushes, pulls };
+}
+
+/** Every change since the checkpoint, page after page; a record changed during the pull keeps only its last entry. */
+async function pullAll(ctx: SyncContext, collection: string, since: string | null): Promise<{ changes: ChangeEntry[]; checkpoint: string }> {
+  const byId = new Map<string, ChangeEntry>();
+  let checkpoint = since;
+  for (;;) {
+    const page = await pullChanges({ ctx, input: { collection, since: checkpoint ?? undefined, limit: MAX_PAGE_LIMIT } });
+    for (const entry of page.changes) {
+      byId.delete(entry.id);
+      byId.set(entry.id, entry);
+    }
+    checkpoint = page.checkpoint;
+    if (!page.hasMore) return { changes: [...byId.values()], checkpoint };
+  }
+}
+
+async function findReceipt(db: Database, system: string, bundleId: string) {
+  const [row] = await db
+    .select({ appliedAt: bundleReceipts.appliedAt, requestChecksum: bundleReceipts.requestChecksum })
+    .from(bundleReceipts)
+    .where(and(eq(bundleReceipts.system, system), eq(bundleReceipts.bundleId, bundleId)));
+  return row;
+}
+
+function replay(request: RequestBundle, earlier: { appliedAt: Date; requestChecksum: string }): ServiceError {
+  const at = earlier.appliedAt.toISOString();
+  return new ServiceError(
+    "conflict",
+    `This bundle was already applied at ${at}; import the response bundle you got then (GET /api/v1/bundles?bundleId=${request.bundleId} gives it again), or export a new bundle.`,
+    { bundleId: request.bundleId, appliedAt: at, sameContent: earlier.requestChecksum === request.checksum },
+  );
+}
