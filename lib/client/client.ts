@@ -1,0 +1,804 @@
+import mergePatch from "json-merge-patch";
+import { canonicalJson } from "../sync/canonical";
+import {
+  COLLECTION_PATTERN,
+  hasKeyDeep,
+  isJsonObject,
+  MAX_PAGE_LIMIT,
+  MAX_PUSH_CHANGES,
+  MAX_RECORD_BYTES,
+  RECORD_ID_PATTERN,
+  type ChangesResponse,
+  type CollectionConfig,
+  type ConfigResponse,
+  type JsonObject,
+  type PushResult,
+} from "../sync/protocol";
+import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff";
+import { changeBody, rebase } from "./change";
+import { digestOf } from "./digest";
+import { Emitter, type ClientEventName, type Handler } from "./emitter";
+import { ConcordError, HttpError } from "./errors";
+import { Mutex } from "./mutex";
+import { readEventStream } from "./sse";
+import { canTransition, type ClientState } from "./states";
+import { isModified, type LocalRecord, type LocalStore, type OutboxEntry, type RecordKey, type StoreWrite } from "./store";
+import { Transport, type FetchLike } from "./transport";
+
+export interface Logger {
+  debug(message: string): void;
+  warn(message: string): void;
+}
+
+export interface SyncClientOptions {
+  /** The hub's origin, e.g. `https://concord.example.com` (routes live under /api/v1). */
+  baseUrl: string;
+  /** This system's API key. */
+  apiKey: string;
+  store: LocalStore;
+  /** Defaults to the global fetch. */
+  fetch?: FetchLike;
+  /** The clock for `modifiedAt` and quarantine times. */
+  now?: () => Date;
+  logger?: Logger;
+  /** How long a `change` event waits for more before syncing (default 200 ms). */
+  debounceMs?: number;
+  backoff?: BackoffOptions;
+  /** Page size of /changes and /manifest (default and maximum 10,000). */
+  pageLimit?: number;
+}
+
+export interface SyncReport {
+  /** Changes sent that got an answer (every status). */
+  pushed: number;
+  /** Records written to the local copy from /changes. */
+  pulled: number;
+  /** Local copies dropped: deleted or out of scope on the hub, or missing from the manifest. */
+  removed: number;
+  /** Pushes that met a conflict, by what the hub's strategy answered. */
+  conflicts: { merged: number; rejected: number; pending: number };
+  /** Changes answered `forbidden` or `invalid` (now in quarantined()). */
+  quarantined: number;
+  /** Changes answered `unchanged`: the hub already had that. */
+  unchanged: number;
+}
+
+export interface SyncProgress {
+  collection: string;
+  /** Pages of /changes read so far in this collection. */
+  pages: number;
+  /** Records written to the local copy so far in this collection. */
+  pulled: number;
+  hasMore: boolean;
+}
+
+export interface SyncOptions {
+  /** Called after each page of /changes is applied. */
+  onProgress?: (progress: SyncProgress) => void;
+}
+
+export interface ClientStatus {
+  state: ClientState;
+  /** Whether the real-time event stream is open. */
+  connected: boolean;
+  policyVersion: number | null;
+  lastSyncAt: string | null;
+  lastError: string | null;
+  /** Records modified locally and not yet answered by the hub. */
+  pendingChanges: number;
+  quarantined: number;
+}
+
+export interface RecordView {
+  id: string;
+  data: JsonObject;
+}
+
+const CONFIG_META = "config";
+const SILENT: Logger = { debug: () => undefined, warn: () => undefined };
+
+function emptyReport(): SyncReport {
+  return { pushed: 0, pulled: 0, removed: 0, conflicts: { merged: 0, rejected: 0, pending: 0 }, quarantined: 0, unchanged: 0 };
+}
+
+const recordKey = (collection: string, id: string) => `${collection}\u0000${id}`;
+
+/**
+ * The client side of the method (claims 3–7) for one business system: a local
+ * copy with a base per record, an outbox, and sync with the hub over protocol v1.
+ *
+ * Outbox rules. A local write only changes the copy; whether a record is
+ * modified is decided by digest (claim 5). When a sync starts, every modified
+ * record without an outbox entry gets one: a changeId and its exact body,
+ * stored before the request is made. From then on the entry is immutable and
+ * is re-sent with the same changeId until the hub answers it (the hub returns
+ * the first result for a re-sent changeId), so a crash or a network failure
+ * can neither lose a change nor apply it twice. Edits made meanwhile stay in
+ * the copy and become a new entry, based on the answer, at the next sync.
+ */
+export class SyncClient {
+  private readonly store: LocalStore;
+  private readonly transport: Transport;
+  private readonly emitter: Emitter;
+  private readonly now: () => Date;
+  private readonly logger: Logger;
+  private readonly debounceMs: number;
+  private readonly backoffOptions: BackoffOptions;
+  private readonly pageLimit: number;
+  /** Local writes and applying answers: never interleaved between a read and its write. */
+  private readonly lock = new Mutex();
+  /** Syncs run one after another. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private config: ConfigResponse | null = null;
+  private latestPolicyVersion: number | null = null;
+  private state: ClientState = "idle";
+  private running = false;
+  private connected = false;
+  private lastSyncAt: string | null = null;
+  private lastError: string | null = null;
+  private syncTimer: ReturnType<typeof setTimeout> | undefined;
+  private debounceTimer: ReturnType<typeof setTimeout> | undefined;
+  private streamAbort: AbortController | null = null;
+  private streamLoop: Promise<void> | null = null;
+  private readonly syncBackoff: Backoff;
+  private wakeStream: (() => void) | null = null;
+  private wasStopped = false;
+
+  constructor(options: SyncClientOptions) {
+    this.store = options.store;
+    const fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.transport = new Transport({
+      baseUrl: options.baseUrl,
+      apiKey: options.apiKey,
+      fetch: fetchImpl,
+      onPolicyVersion: (version) => this.notePolicyVersion(version),
+    });
+    this.now = options.now ?? (() => new Date());
+    this.logger = options.logger ?? SILENT;
+    this.debounceMs = options.debounceMs ?? 200;
+    this.backoffOptions = options.backoff ?? DEFAULT_BACKOFF;
+    this.pageLimit = Math.min(options.pageLimit ?? MAX_PAGE_LIMIT, MAX_PAGE_LIMIT);
+    this.syncBackoff = new Backoff(this.backoffOptions);
+    this.emitter = new Emitter((error) => this.logger.warn(`an event handler threw: ${String(error)}`));
+  }
+
+  // -------------------------------------------------------------------------
+  // Events and status
+
+  on<E extends ClientEventName>(event: E, handler: Handler<E>): () => void {
+    return this.emitter.on(event, handler);
+  }
+
+  async status(): Promise<ClientStatus> {
+    const [modified, outbox] = await Promise.all([this.store.modifiedRecords(), this.store.outbox()]);
+    const inOutbox = new Set(outbox.map((e) => recordKey(e.collection, e.id)));
+    const waiting = modified.filter((r) => !inOutbox.has(recordKey(r.collection, r.id))).length;
+    return {
+      state: this.state,
+      connected: this.connected,
+      policyVersion: this.config?.policyVersion ?? null,
+      lastSyncAt: this.lastSyncAt,
+      lastError: this.lastError,
+      pendingChanges: waiting + outbox.filter((e) => e.quarantine === null).length,
+      quarantined: outbox.filter((e) => e.quarantine !== null).length,
+    };
+  }
+
+  /** The configuration last read from the hub (null before the first init or sync). */
+  currentConfig(): ConfigResponse | null {
+    return this.config;
+  }
+
+  private setState(next: ClientState): void {
+    const previous = this.state;
+    if (previous === next) return;
+    if (!canTransition(previous, next)) {
+      this.logger.warn(`unexpected state change ${previous} → ${next}`);
+    }
+    this.state = next;
+    this.emitter.emit("status", { state: next, previous });
+  }
+
+  /** Where the client rests between syncs. */
+  private restingState(): ClientState {
+    return this.running ? "waiting" : this.wasStopped ? "stopped" : "idle";
+  }
+
+  // -------------------------------------------------------------------------
+  // The local copy
+
+  /** GET /config: what this system may read and write, its strategies and schedule (claim 2). */
+  async init(): Promise<ConfigResponse> {
+    return this.enqueue(() => this.refreshConfig());
+  }
+
+  async get(collection: string, id: string): Promise<JsonObject | undefined> {
+    const row = await this.store.getRecord(collection, id);
+    return row?.data ? structuredClone(row.data) : undefined;
+  }
+
+  /** The live local copies of a collection, by id. */
+  async list(collection: string): Promise<RecordView[]> {
+    const rows = await this.store.listRecords(collection);
+    return rows.flatMap((r) => (r.data ? [{ id: r.id, data: structuredClone(r.data) }] : []));
+  }
+
+  /** Creates or replaces the local copy; it goes to the hub at the next sync. */
+  async put(collection: string, id: string, data: JsonObject): Promise<void> {
+    checkKey(collection, id);
+    checkData(data);
+    const copy = structuredClone(data);
+    const digest = await digestOf(copy);
+    await this.lock.run(async () => {
+      const row = await this.store.getRecord(collection, id);
+      await this.store.write({
+        putRecords: [{ collection, id, data: copy, digest, base: row?.base ?? null, modifiedAt: this.now().toISOString() }],
+      });
+    });
+  }
+
+  /** Applies an RFC 7396 merge patch to the local copy, which must exist. */
+  async patch(collection: string, id: string, patch: JsonObject): Promise<JsonObject> {
+    checkKey(collection, id);
+    const current = await this.store.getRecord(collection, id);
+    if (!current?.data) {
+      throw new ConcordError(`There is no local copy of ${collection}/${id} to patch; sync first, or create it with put().`);
+    }
+    const next: unknown = mergePatch.apply(structuredClone(current.data), patch);
+    if (!isJsonObject(next)) throw new ConcordError("The patch does not produce a JSON object.");
+    await this.put(collection, id, next);
+    return next;
+  }
+
+  /** Deletes the local copy; the deletion goes to the hub at the next sync. */
+  async delete(collection: string, id: string): Promise<void> {
+    checkKey(collection, id);
+    await this.lock.run(async () => {
+      const row = await this.store.getRecord(collection, id);
+      if (!row) return;
+      const inOutbox = (await this.store.outbox()).some((e) => e.collection === collection && e.id === id);
+      if (row.base === null && !inOutbox) {
+        // Never reached the hub: there is nothing to delete there.
+        await this.store.write({ deleteRecords: [{ collection, id }] });
+        return;
+      }
+      await this.store.write({
+        putRecords: [{ ...row, data: null, digest: await digestOf(null), modifiedAt: this.now().toISOString() }],
+      });
+    });
+  }
+
+  // -------------------------------------------------------------------------
+  // Quarantine
+
+  /** Changes the hub answered `forbidden` or `invalid`, with the reason. They block only their own record. */
+  async quarantined(): Promise<OutboxEntry[]> {
+    return (await this.store.outbox()).filter((e) => e.quarantine !== null);
+  }
+
+  /** Sends the quarantined change again, same changeId and body, at the next sync (e.g. after a policy change). */
+  async retryQuarantined(changeId: string): Promise<void> {
+    await this.lock.run(async () => {
+      const entry = await this.quarantinedEntry(changeId);
+      await this.store.write({ putOutbox: [{ ...entry, quarantine: null }] });
+    });
+  }
+
+  /** Drops the quarantined change and reverts the local copy to its base (the hub's version it was based on). */
+  async discardQuarantined(changeId: string): Promise<void> {
+    await this.lock.run(async () => {
+      const entry = await this.quarantinedEntry(changeId);
+      const row = await this.store.getRecord(entry.collection, entry.id);
+      const write: StoreWrite = { deleteOutbox: [changeId] };
+      if (row) {
+        if (row.base === null || row.base.data === null) write.deleteRecords = [{ collection: row.collection, id: row.id }];
+        else write.putRecords = [{ ...row, data: row.base.data, digest: row.base.digest, modifiedAt: null }];
+      }
+      await this.store.write(write);
+    });
+  }
+
+  private async quarantinedEntry(changeId: string): Promise<OutboxEntry> {
+    const entry = (await this.store.outbox()).find((e) => e.changeId === changeId && e.quarantine !== null);
+    if (!entry) throw new ConcordError(`There is no quarantined change ${changeId}; list them with quarantined().`);
+    return entry;
+  }
+
+  // -------------------------------------------------------------------------
+  // Sync (claim 4)
+
+  /**
+   * Push, then pull: modified records are pushed (modified and current:
+   * applied; modified and behind: the hub's strategy answers and the copy
+   * adopts it); then /changes brings what others changed (unmodified and
+   * behind: pulled). A record with a local edit keeps its copy when pulled:
+   * its push settles it. Rejects with NetworkError when the hub cannot be
+   * reached; the outbox stays intact.
+   */
+  sync(options: SyncOptions = {}): Promise<SyncReport> {
+    return this.enqueue(async () => {
+      const report = emptyReport();
+      await this.pushAll(report);
+      if (this.config === null || this.policyStale()) {
+        // A restarted client compares with the configuration it last synced under (kept in the store).
+        const before = this.config?.policyVersion ?? (await this.storedPolicyVersion());
+        const config = await this.refreshConfig();
+        if (before !== null && before !== config.policyVersion) await this.reconcileWith(report, options);
+      }
+      await this.pullAll(report, options);
+      if (this.policyStale()) {
+        await this.refreshConfig();
+        await this.reconcileWith(report, options);
+      }
+      this.lastSyncAt = this.now().toISOString();
+      return report;
+    });
+  }
+
+  /**
+   * Re-reads /config and compares the copy with each collection's manifest:
+   * drops what this system may no longer read (keeping local edits it may
+   * still write), and pulls what is newer or newly readable.
+   */
+  reconcile(options: SyncOptions = {}): Promise<SyncReport> {
+    return this.enqueue(async () => {
+      const report = emptyReport();
+      await this.refreshConfig();
+      await this.reconcileWith(report, options);
+      return report;
+    });
+  }
+
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(async () => {
+      this.setState("syncing");
+      try {
+        const result = await work();
+        this.lastError = null;
+        this.setState(this.restingState());
+        return result;
+      } catch (error) {
+        this.lastError = error instanceof Error ? error.message : String(error);
+        this.setState(this.running ? "backoff" : this.restingState());
+        throw error;
+      }
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private notePolicyVersion(version: number): void {
+    const changed = this.latestPolicyVersion !== null && this.latestPolicyVersion !== version;
+    this.latestPolicyVersion = version;
+    if (changed && this.config && this.config.policyVersion !== version && this.running) this.requestSync();
+  }
+
+  private async storedPolicyVersion(): Promise<number | null> {
+    const stored = await this.store.getMeta(CONFIG_META);
+    return isJsonObject(stored) && typeof stored.policyVersion === "number" ? stored.policyVersion : null;
+  }
+
+  private policyStale(): boolean {
+    return this.config !== null && this.latestPolicyVersion !== null && this.latestPolicyVersion !== this.config.policyVersion;
+  }
+
+  private async refreshConfig(): Promise<ConfigResponse> {
+    const previous = this.config;
+    const config = await this.transport.config();
+    this.config = config;
+    this.latestPolicyVersion = config.policyVersion;
+    await this.store.write({ meta: { [CONFIG_META]: JSON.parse(JSON.stringify(config)) as JsonObject } });
+    this.emitter.emit("config", { config });
+    if (this.running && (previous?.sync.intervalSeconds !== config.sync.intervalSeconds || previous?.sync.realtime !== config.sync.realtime)) {
+      this.scheduleSync(config.sync.intervalSeconds * 1000);
+      this.updateStream();
+    }
+    return config;
+  }
+
+  // --- push
+
+  private async pushAll(report: SyncReport): Promise<void> {
+    await this.lock.run(() => this.freezeOutbox());
+    const inFlight = (await this.store.outbox()).filter((e) => e.quarantine === null);
+    const byCollection = new Map<string, OutboxEntry[]>();
+    for (const entry of inFlight) {
+      const list = byCollection.get(entry.collection) ?? [];
+      list.push(entry);
+      byCollection.set(entry.collection, list);
+    }
+    for (const [collection, entries] of byCollection) {
+      for (let i = 0; i < entries.length; i += MAX_PUSH_CHANGES) {
+        const batch = entries.slice(i, i + MAX_PUSH_CHANGES);
+        let results: PushResult[];
+        try {
+          results = (await this.transport.push(collection, batch.map((e) => e.change))).results;
+        } catch (error) {
+          // A whole request refused for what it is (no such collection, no right to it) must not block the queue.
+          if (error instanceof HttpError && (error.status === 403 || error.status === 404)) {
+            await this.lock.run(() => this.quarantineAll(batch, error, report));
+            continue;
+          }
+          throw error;
+        }
+        if (results.length !== batch.length) {
+          throw new ConcordError(`The hub answered ${results.length} results for ${batch.length} changes; the changes stay queued and are re-sent.`);
+        }
+        await this.lock.run(() => this.applyResults(collection, batch, results, report));
+      }
+    }
+  }
+
+  /** Gives every modified record without an outbox entry one, stored before anything is sent. */
+  private async freezeOutbox(): Promise<void> {
+    const outbox = await this.store.outbox();
+    const busy = new Set(outbox.map((e) => recordKey(e.collection, e.id)));
+    const fresh: OutboxEntry[] = [];
+    const stale: RecordKey[] = [];
+    for (const row of await this.store.modifiedRecords()) {
+      if (busy.has(recordKey(row.collection, row.id))) continue;
+      if (row.data === null && (row.base === null || row.base.data === null)) {
+        stale.push({ collection: row.collection, id: row.id });
+        continue;
+      }
+      const changeId = crypto.randomUUID();
+      fresh.push({ changeId, collection: row.collection, id: row.id, change: changeBody(row, changeId), record: row.data, quarantine: null });
+    }
+    if (fresh.length > 0 || stale.length > 0) await this.store.write({ putOutbox: fresh, deleteRecords: stale });
+  }
+
+  private async quarantineAll(batch: OutboxEntry[], error: HttpError, report: SyncReport): Promise<void> {
+    const at = this.now().toISOString();
+    const status = error.status === 403 ? "forbidden" : "invalid";
+    const entries = batch.map((e) => ({ ...e, quarantine: { status, reason: error.message, at } }) satisfies OutboxEntry);
+    await this.store.write({ putOutbox: entries });
+    report.pushed += batch.length;
+    report.quarantined += batch.length;
+    for (const entry of entries) this.emitter.emit("quarantine", { entry });
+  }
+
+  /** One push answer, applied atomically: new bases and copies, and the answered entries leave the outbox. */
+  private async applyResults(collection: string, batch: OutboxEntry[], results: PushResult[], report: SyncReport): Promise<void> {
+    const rows = new Map((await this.store.getRecords(collection, batch.map((e) => e.id))).map((r) => [r.id, r]));
+    const write: { putRecords: LocalRecord[]; deleteRecords: RecordKey[]; putOutbox: OutboxEntry[]; deleteOutbox: string[] } = {
+      putRecords: [],
+      deleteRecords: [],
+      putOutbox: [],
+      deleteOutbox: [],
+    };
+    const quarantined: OutboxEntry[] = [];
+    const conflicts: PushResult[] = [];
+    const changed: string[] = [];
+    const at = this.now().toISOString();
+    let refetch = false;
+
+    for (const [i, entry] of batch.entries()) {
+      const result = results[i] as PushResult;
+      report.pushed += 1;
+      if (result.status === "forbidden" || result.status === "invalid") {
+        const held = { ...entry, quarantine: { status: result.status, reason: result.reason ?? `The hub answered ${result.status}.`, at } };
+        write.putOutbox.push(held);
+        quarantined.push(held);
+        report.quarantined += 1;
+        continue;
+      }
+      write.deleteOutbox.push(entry.changeId);
+      const row = rows.get(entry.id) ?? null;
+      if (result.version === undefined) continue; // not possible for these statuses (protocol.md); nothing to base on
+      if (row?.base && row.base.version > result.version) continue; // a newer version was pulled meanwhile
+
+      let next: LocalRecord | null;
+      if (result.status === "applied" || result.status === "unchanged") {
+        if (result.status === "unchanged") report.unchanged += 1;
+        if (result.conflict) conflicts.push(result);
+        const sent = await digestOf(entry.record);
+        // `unchanged` after a conflict: the hub's copy holds changes of others that this client has not seen,
+        // and no data came back. Pull it: the base says "this version, as I have it", and the collection
+        // is pulled again in full, where an equal version with another digest replaces the copy.
+        if (result.digest !== undefined && result.digest !== sent) refetch = true;
+        const base = { version: result.version, digest: sent, data: entry.record };
+        next = row ? { ...row, base } : { collection, id: entry.id, data: entry.record, digest: sent, base, modifiedAt: null };
+      } else {
+        // merged, rejected, pending: the copy becomes the hub's answer (pending: the hub's copy, until an operator decides).
+        report.conflicts[result.status] += 1;
+        conflicts.push(result);
+        changed.push(entry.id);
+        const theirs = result.deleted ? null : (result.data ?? null);
+        if (result.digest === undefined) {
+          // The answer is outside what this system may read: it keeps no copy.
+          next = null;
+        } else {
+          const base = { version: result.version, digest: result.digest, data: theirs };
+          const editedSince = row !== null && row.digest !== (await digestOf(entry.record));
+          const data = editedSince ? rebase(entry.record, row.data, theirs) : theirs;
+          const digest = data === theirs ? result.digest : await digestOf(data);
+          next = { collection, id: entry.id, data, digest, base, modifiedAt: editedSince ? row.modifiedAt : null };
+        }
+      }
+      if (next === null || (next.data === null && !isModified(next))) write.deleteRecords.push({ collection, id: entry.id });
+      else write.putRecords.push(next);
+    }
+    await this.store.write(refetch ? { ...write, checkpoints: { [collection]: null } } : write);
+    for (const result of conflicts) this.emitter.emit("conflict", { collection, result });
+    for (const entry of quarantined) this.emitter.emit("quarantine", { entry });
+    if (changed.length > 0) this.emitter.emit("change", { collection, ids: changed });
+  }
+
+  // --- pull
+
+  private readableCollections(): string[] {
+    return Object.entries(this.config?.collections ?? {})
+      .filter(([, c]) => c.read !== null)
+      .map(([name]) => name);
+  }
+
+  private async pullAll(report: SyncReport, options: SyncOptions): Promise<void> {
+    for (const collection of this.readableCollections()) await this.pullCollection(collection, report, options);
+  }
+
+  private async pullCollection(collection: string, report: SyncReport, options: SyncOptions): Promise<void> {
+    let since = await this.store.checkpoint(collection);
+    const progress: SyncProgress = { collection, pages: 0, pulled: 0, hasMore: true };
+    for (;;) {
+      const page = await this.transport.changes(collection, since, this.pageLimit);
+      const pulled = await this.lock.run(() => this.applyPage(collection, page, report));
+      since = page.checkpoint;
+      progress.pages += 1;
+      progress.pulled += pulled;
+      progress.hasMore = page.hasMore;
+      options.onProgress?.({ ...progress });
+      if (!page.hasMore) return;
+    }
+  }
+
+  /** One page of /changes and its checkpoint, applied atomically. Returns how many copies it wrote. */
+  private async applyPage(collection: string, page: ChangesResponse, report: SyncReport): Promise<number> {
+    const ids = page.changes.map((c) => c.id);
+    const rows = new Map((await this.store.getRecords(collection, ids)).map((r) => [r.id, r]));
+    const busy = await this.busyIds(collection);
+    const putRecords: LocalRecord[] = [];
+    const deleteRecords: RecordKey[] = [];
+    const changed: string[] = [];
+    for (const entry of page.changes) {
+      const row = rows.get(entry.id);
+      // A local edit keeps its copy and its base: its push settles the difference (claim 4, modified and behind).
+      if (row && (isModified(row) || busy.has(entry.id))) continue;
+      if ("data" in entry) {
+        // Skip what the copy already is; an equal version with another digest is a copy to replace (see applyResults).
+        if (row?.base && (row.base.version > entry.version || (row.base.version === entry.version && row.base.digest === entry.digest))) continue;
+        const base = { version: entry.version, digest: entry.digest, data: entry.data };
+        putRecords.push({ collection, id: entry.id, data: entry.data, digest: entry.digest, base, modifiedAt: null });
+        changed.push(entry.id);
+      } else if (row) {
+        deleteRecords.push({ collection, id: entry.id });
+        changed.push(entry.id);
+      }
+    }
+    await this.store.write({ putRecords, deleteRecords, checkpoints: { [collection]: page.checkpoint } });
+    report.pulled += putRecords.length;
+    report.removed += deleteRecords.length;
+    if (changed.length > 0) this.emitter.emit("change", { collection, ids: changed });
+    return putRecords.length;
+  }
+
+  private async busyIds(collection: string): Promise<Set<string>> {
+    return new Set((await this.store.outbox()).filter((e) => e.collection === collection).map((e) => e.id));
+  }
+
+  // --- reconcile (claim 5, manifest)
+
+  private async reconcileWith(report: SyncReport, options: SyncOptions): Promise<void> {
+    const config = this.config;
+    if (!config) return;
+    const readable = new Set(this.readableCollections());
+    for (const collection of await this.store.collections()) {
+      if (readable.has(collection)) continue;
+      await this.lock.run(async () => {
+        const rows = await this.store.listRecords(collection);
+        const drop = await this.droppable(collection, rows, new Set(), config.collections[collection]);
+        await this.store.write({ deleteRecords: drop, checkpoints: { [collection]: null } });
+        report.removed += drop.length;
+        if (drop.length > 0) this.emitter.emit("change", { collection, ids: drop.map((k) => k.id) });
+      });
+    }
+    for (const collection of readable) {
+      const server = new Map<string, number>();
+      let after: string | null = null;
+      do {
+        const page = await this.transport.manifest(collection, after, this.pageLimit);
+        for (const e of page.entries) server.set(e.id, e.version);
+        after = page.next;
+      } while (after !== null);
+      const behind = await this.lock.run(async () => {
+        const rows = await this.store.listRecords(collection);
+        const drop = await this.droppable(collection, rows, new Set(server.keys()), config.collections[collection]);
+        const local = new Map(rows.map((r) => [r.id, r]));
+        let stale = false;
+        for (const [id, version] of server) {
+          const row = local.get(id);
+          if (!row || (row.base?.version ?? 0) < version) {
+            stale = true;
+            break;
+          }
+        }
+        // There is no fetch by id: a full pull that skips equal versions brings what is newer or newly readable.
+        await this.store.write({ deleteRecords: drop, ...(stale ? { checkpoints: { [collection]: null } } : {}) });
+        report.removed += drop.length;
+        if (drop.length > 0) this.emitter.emit("change", { collection, ids: drop.map((k) => k.id) });
+        return stale;
+      });
+      if (behind) await this.pullCollection(collection, report, options);
+    }
+  }
+
+  /** Rows to drop: not on the hub for this system, unless they carry a local edit it may still write. */
+  private async droppable(collection: string, rows: LocalRecord[], onServer: Set<string>, config: CollectionConfig | undefined): Promise<RecordKey[]> {
+    const busy = await this.busyIds(collection);
+    return rows
+      .filter((row) => !onServer.has(row.id))
+      .filter((row) => !((isModified(row) || busy.has(row.id)) && mayStillWrite(row, config)))
+      .map((row) => ({ collection, id: row.id }));
+  }
+
+  // -------------------------------------------------------------------------
+  // Triggers (claim 6): interval, real time, backoff
+
+  /** Syncs now, then at the broadcast interval, and in real time through /events when the configuration says so. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.wasStopped = false;
+    this.setState("waiting");
+    this.backgroundSync();
+  }
+
+  /** Stops timers and the event stream; resolves once a running sync has finished. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wasStopped = true;
+    clearTimeout(this.syncTimer);
+    clearTimeout(this.debounceTimer);
+    this.debounceTimer = undefined;
+    this.streamAbort?.abort();
+    this.wakeStream?.();
+    this.setState("stopped");
+    await this.streamLoop;
+    await this.queue;
+  }
+
+  /** A sync soon (debounced), e.g. after a `change` event. */
+  private requestSync(): void {
+    if (!this.running || this.debounceTimer !== undefined) return;
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = undefined;
+      this.backgroundSync();
+    }, this.debounceMs);
+  }
+
+  private scheduleSync(ms: number): void {
+    clearTimeout(this.syncTimer);
+    if (this.running) this.syncTimer = setTimeout(() => this.backgroundSync(), ms);
+  }
+
+  private backgroundSync(): void {
+    if (!this.running) return;
+    clearTimeout(this.syncTimer);
+    this.sync().then(
+      () => {
+        this.syncBackoff.reset();
+        this.scheduleSync((this.config?.sync.intervalSeconds ?? 60) * 1000);
+        this.updateStream();
+      },
+      (error: unknown) => {
+        this.emitter.emit("error", { error: error instanceof Error ? error : new Error(String(error)) });
+        this.scheduleSync(this.syncBackoff.next());
+      },
+    );
+  }
+
+  /** Opens the event stream when running with realtime on; the loop ends by itself otherwise. */
+  private updateStream(): void {
+    const wanted = this.running && this.config?.sync.realtime === true;
+    if (wanted && this.streamLoop === null) {
+      this.streamLoop = this.runStream().finally(() => {
+        this.streamLoop = null;
+      });
+    } else if (!wanted) {
+      this.streamAbort?.abort();
+    }
+  }
+
+  private async runStream(): Promise<void> {
+    const backoff = new Backoff(this.backoffOptions);
+    while (this.running && this.config?.sync.realtime === true) {
+      const abort = new AbortController();
+      this.streamAbort = abort;
+      try {
+        const body = await this.transport.events(abort.signal);
+        this.connected = true;
+        // Changes made while the stream was down raise no event: catch up.
+        if (backoff.failures > 0) this.requestSync();
+        await readEventStream(
+          body,
+          (message) => this.onStreamEvent(message.event, message.data),
+          () => backoff.reset(),
+        );
+      } catch (error) {
+        if (!abort.signal.aborted) {
+          this.emitter.emit("error", { error: error instanceof Error ? error : new Error(String(error)) });
+        }
+      } finally {
+        this.connected = false;
+      }
+      if (!this.running) return;
+      const delay = backoff.next();
+      this.logger.debug(`event stream closed; reconnecting in ${delay} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wakeStream = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeStream = null;
+    }
+  }
+
+  private onStreamEvent(event: string | undefined, data: string): void {
+    let payload: unknown;
+    try {
+      payload = JSON.parse(data);
+    } catch {
+      this.logger.warn(`ignored an event whose data is not JSON: ${data.slice(0, 100)}`);
+      return;
+    }
+    if (event === "change" && isJsonObject(payload) && typeof payload.collection === "string") {
+      if (this.readableCollections().includes(payload.collection)) this.requestSync();
+    } else if (event === "config" && isJsonObject(payload) && typeof payload.policyVersion === "number") {
+      this.notePolicyVersion(payload.policyVersion);
+      if (this.policyStale()) this.requestSync();
+    }
+  }
+}
+
+function mayStillWrite(row: LocalRecord, config: CollectionConfig | undefined): boolean {
+  const write = config?.write;
+  if (!write) return false;
+  if (write.fields.includes("*")) return true;
+  if (row.data === null) return false; // deleting needs every field
+  const before = row.base?.data ?? {};
+  const fields = new Set([...Object.keys(before), ...Object.keys(row.data)]);
+  for (const field of fields) {
+    const a = before[field];
+    const b = row.data[field];
+    const same = a === undefined || b === undefined ? a === b : canonicalJson(a) === canonicalJson(b);
+    if (!same && !write.fields.includes(field)) return false;
+  }
+  return true;
+}
+
+function checkKey(collection: string, id: string): void {
+  if (!COLLECTION_PATTERN.test(collection)) {
+    throw new ConcordError(`"${collection}" is not a collection name: use a lowercase letter, then a-z, 0-9 or _ (at most 63 characters).`);
+  }
+  if (!RECORD_ID_PATTERN.test(id) || [...id].length > 256) {
+    throw new ConcordError("A record id is 1 to 256 printable characters, without control characters.");
+  }
+}
+
+const encoder = new TextEncoder();
+
+function checkData(data: JsonObject): void {
+  if (!isJsonObject(data)) throw new ConcordError("A record's data must be a JSON object (not an array or a scalar).");
+  if (hasKeyDeep(data, "__proto__")) throw new ConcordError('A record may not contain a key named "__proto__".');
+  let size: number;
+  try {
+    size = encoder.encode(canonicalJson(data)).length;
+  } catch (error) {
+    throw new ConcordError("A record's data must be plain JSON (no undefined, functions, or non-finite numbers).", { cause: error });
+  }
+  if (size > MAX_RECORD_BYTES) {
+    throw new ConcordError(`The record is ${size} bytes as canonical JSON; the hub accepts at most ${MAX_RECORD_BYTES}. Split it or store large content elsewhere.`);
+  }
+}

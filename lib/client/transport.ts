@@ -1,0 +1,138 @@
+import type { z } from "zod";
+import {
+  API_BASE,
+  MAX_PAGE_LIMIT,
+  POLICY_VERSION_HEADER,
+  type ChangesResponse,
+  type ConfigResponse,
+  type ManifestResponse,
+  type PushChange,
+  type PushResponse,
+} from "../sync/protocol";
+import { AuthError, HttpError, NetworkError, ProtocolError } from "./errors";
+import { changesResponseSchema, configResponseSchema, errorBodySchema, manifestResponseSchema, pushResponseSchema } from "./wire";
+
+/** The part of `fetch` the SDK uses: inject one for tests, proxies or an in-process hub. */
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+export interface TransportOptions {
+  baseUrl: string;
+  apiKey: string;
+  fetch: FetchLike;
+  /** Called with X-Policy-Version of every answer (errors included). */
+  onPolicyVersion: (version: number) => void;
+}
+
+/** protocol.md's routes as typed calls. Knows HTTP; knows nothing of stores or sync rules. */
+export class Transport {
+  private readonly root: string;
+
+  constructor(private readonly options: TransportOptions) {
+    this.root = options.baseUrl.replace(/\/+$/, "") + API_BASE;
+  }
+
+  config(): Promise<ConfigResponse> {
+    return this.json("GET", "/config", configResponseSchema);
+  }
+
+  changes(collection: string, since: string | null, limit = MAX_PAGE_LIMIT): Promise<ChangesResponse> {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (since !== null) query.set("since", since);
+    return this.json("GET", `/collections/${encodeURIComponent(collection)}/changes?${query}`, changesResponseSchema);
+  }
+
+  manifest(collection: string, after: string | null, limit = MAX_PAGE_LIMIT): Promise<ManifestResponse> {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (after !== null) query.set("after", after);
+    return this.json("GET", `/collections/${encodeURIComponent(collection)}/manifest?${query}`, manifestResponseSchema);
+  }
+
+  push(collection: string, changes: readonly PushChange[]): Promise<PushResponse> {
+    return this.json("POST", `/collections/${encodeURIComponent(collection)}/push`, pushResponseSchema, { changes });
+  }
+
+  /** Opens GET /events; the caller reads (and cancels) the body. */
+  async events(signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const response = await this.send("GET", "/events", undefined, signal, "text/event-stream");
+    if (!response.body) throw new ProtocolError("The hub answered GET /api/v1/events without a body; check that no proxy buffers or strips the event stream.");
+    return response.body;
+  }
+
+  private async json<S extends z.ZodType>(method: string, path: string, schema: S, body?: unknown): Promise<z.infer<S>> {
+    const response = await this.send(method, path, body);
+    let parsed: unknown;
+    try {
+      parsed = await response.json();
+    } catch (error) {
+      throw new ProtocolError(`The hub's answer to ${method} ${path} is not JSON; check that baseUrl points at a Concord hub.`, { cause: error });
+    }
+    const result = schema.safeParse(parsed);
+    if (!result.success) {
+      throw new ProtocolError(
+        `The hub's answer to ${method} ${path} does not follow sync protocol v1 (${result.error.issues[0]?.path.join(".") ?? ""}: ${result.error.issues[0]?.message ?? "invalid"}); check that the hub and this SDK are compatible.`,
+      );
+    }
+    return result.data;
+  }
+
+  private async send(method: string, path: string, body: unknown, signal?: AbortSignal, accept = "application/json"): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.options.apiKey}`, accept };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let response: Response;
+    try {
+      response = await this.options.fetch(this.root + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      });
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      throw new NetworkError(
+        `Could not reach the hub at ${this.options.baseUrl} (${errorText(error)}). Local changes stay queued and are sent with the same changeIds on the next sync; check the network and the baseUrl.`,
+        { cause: error },
+      );
+    }
+    const policyVersion = Number(response.headers.get(POLICY_VERSION_HEADER));
+    if (Number.isSafeInteger(policyVersion) && policyVersion > 0) this.options.onPolicyVersion(policyVersion);
+    if (!response.ok) throw await httpError(method, path, response);
+    return response;
+  }
+}
+
+async function httpError(method: string, path: string, response: Response): Promise<HttpError> {
+  let text = "";
+  try {
+    text = await response.text();
+  } catch {
+    // The body is gone; the status still says what happened.
+  }
+  let envelope: z.infer<typeof errorBodySchema> | undefined;
+  try {
+    const parsed = errorBodySchema.safeParse(JSON.parse(text));
+    if (parsed.success) envelope = parsed.data;
+  } catch {
+    // Not JSON: a proxy or a server that is not Concord.
+  }
+  const code = envelope?.error.code ?? `http_${response.status}`;
+  const said = envelope?.error.message ?? (text.slice(0, 200) || response.statusText);
+  const what = `${method} ${API_BASE}${path.split("?")[0]} answered ${response.status}`;
+  if (response.status === 401) {
+    return new AuthError(response.status, code, `${what}: ${said} Check the API key given to SyncClient; ask an operator for a new one if it was revoked.`, envelope?.error.details);
+  }
+  const next =
+    response.status === 429 || response.status >= 500
+      ? " The hub is busy or failing; the SDK retries with backoff, and nothing local is lost."
+      : response.status === 403
+        ? " This system lacks the right; an operator can change the policy."
+        : "";
+  return new HttpError(response.status, code, `${what}: ${said}${next}`, envelope?.error.details);
+}
+
+function errorText(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
+    return `${error.message}${cause}`;
+  }
+  return String(error);
+}

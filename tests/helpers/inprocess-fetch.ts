@@ -1,0 +1,48 @@
+import * as changesRoute from "@/app/api/v1/collections/[collection]/changes/route";
+import * as manifestRoute from "@/app/api/v1/collections/[collection]/manifest/route";
+import * as pushRoute from "@/app/api/v1/collections/[collection]/push/route";
+import * as configRoute from "@/app/api/v1/config/route";
+import * as eventsRoute from "@/app/api/v1/events/route";
+import type { FetchLike } from "@/lib/client";
+
+export const HUB_URL = "http://hub";
+
+type Route = (request: Request, args: { params: Promise<Record<string, string>> }) => Promise<Response>;
+
+/**
+ * A `fetch` that hands `http://hub/api/v1/...` requests to the real Next.js
+ * route handlers in this process (the test hub's database), as Next.js would:
+ * same Request, dynamic segments as a promise. Streaming answers (events)
+ * stream; aborting the request's signal ends them.
+ */
+export function inProcessFetch(): FetchLike {
+  return async (input, init) => {
+    const request = new Request(input, init);
+    const url = new URL(request.url);
+    if (url.origin !== HUB_URL) throw new TypeError(`fetch failed: in-process hub only serves ${HUB_URL}, not ${url.origin}`);
+    const route = resolve(request.method, url.pathname);
+    if (!route) return Response.json({ error: { code: "not_found", message: `no route ${request.method} ${url.pathname}` } }, { status: 404 });
+    return route.handler(request, { params: Promise.resolve(route.params) });
+  };
+}
+
+function resolve(method: string, path: string): { handler: Route; params: Record<string, string> } | null {
+  if (method === "GET" && path === "/api/v1/config") return { handler: configRoute.GET as Route, params: {} };
+  if (method === "GET" && path === "/api/v1/events") return { handler: eventsRoute.GET as Route, params: {} };
+  const match = /^\/api\/v1\/collections\/([^/]+)\/(changes|manifest|push)$/.exec(path);
+  if (!match) return null;
+  const params = { collection: decodeURIComponent(match[1] as string) };
+  const kind = match[2];
+  if (method === "GET" && kind === "changes") return { handler: changesRoute.GET as Route, params };
+  if (method === "GET" && kind === "manifest") return { handler: manifestRoute.GET as Route, params };
+  if (method === "POST" && kind === "push") return { handler: pushRoute.POST as Route, params };
+  return null;
+}
+
+/** A fetch that fails like a network outage while `offline()` is true. */
+export function flakyFetch(inner: FetchLike, offline: () => boolean): FetchLike {
+  return async (input, init) => {
+    if (offline()) throw new TypeError("fetch failed", { cause: new Error("connect ECONNREFUSED") });
+    return inner(input, init);
+  };
+}
