@@ -192,7 +192,7 @@ async function incrementalRound(base: string, keys: { writer: string; reader: st
     for (let k = 0; k < 100; k++) {
       const i = Math.floor(Math.random() * stored);
       if (changes.some((c) => c.idx === i)) continue;
-      changes.push({ idx: i, changeId: `inc-${stored}-${round}-${k}`, id: `item-${String(i).padStart(8, "0")}`, baseVersion: versions.get(i) ?? null, data: item(i, 1000 + round) });
+      changes.push({ idx: i, changeId: `inc-${stored}-${round}-${k}`, id: `item-${String(i).padStart(8, "0")}`, baseVersion: versions.get(i) ?? null, data: item(i, stored * 1000 + round) });
     }
     const pushed = await http("POST", `${base}/api/v1/collections/items/push`, keys.writer, { changes: changes.map(({ idx: _idx, ...c }) => c) });
     (pushed.body as { results: { version: number }[] }).results.forEach((r, k) => versions.set(changes[k]!.idx, r.version));
