@@ -24,6 +24,7 @@ import { readEventStream } from "./sse";
 import { canTransition, type ClientState } from "./states";
 import { isModified, type LocalRecord, type LocalStore, type OutboxEntry, type RecordKey, type StoreWrite } from "./store";
 import { Transport, type FetchLike } from "./transport";
+import { configResponseSchema } from "./wire";
 
 export interface Logger {
   debug(message: string): void;
@@ -92,6 +93,24 @@ export interface ClientStatus {
 export interface RecordView {
   id: string;
   data: JsonObject;
+}
+
+/** What `withSyncInternals` lends to offline bundles (bundle.ts). */
+export interface SyncInternals {
+  store: LocalStore;
+  now: () => Date;
+  emptyReport: () => SyncReport;
+  /** The configuration in memory, else the one stored at the last sync (null if it never synced). */
+  config: () => Promise<ConfigResponse | null>;
+  /** Gives every modified record an outbox entry (changeId and frozen body), stored before it is sent. */
+  freezeOutbox: () => Promise<void>;
+  /** Applies push results exactly as sync() does. */
+  applyResults: (collection: string, batch: OutboxEntry[], results: PushResult[], report: SyncReport) => Promise<void>;
+  /** Applies a page of changes and stores its checkpoint exactly as sync() does. */
+  applyPage: (collection: string, page: ChangesResponse, report: SyncReport) => Promise<number>;
+  notePolicyVersion: (version: number) => void;
+  /** Records a completed sync (status().lastSyncAt). */
+  synced: () => void;
 }
 
 const CONFIG_META = "config";
@@ -348,6 +367,35 @@ export class SyncClient {
       await this.reconcileWith(report, options);
       return report;
     });
+  }
+
+  /**
+   * For offline bundles (bundle.ts) only, not for host programs: runs `work`
+   * in the sync queue with the internals a sync uses, so a bundle freezes,
+   * applies and checkpoints exactly as `sync()` does.
+   * @internal
+   */
+  withSyncInternals<T>(work: (internals: SyncInternals) => Promise<T>): Promise<T> {
+    return this.enqueue(() =>
+      work({
+        store: this.store,
+        now: this.now,
+        emptyReport,
+        config: async () => this.config ?? (await this.storedConfig()),
+        freezeOutbox: () => this.lock.run(() => this.freezeOutbox()),
+        applyResults: (collection, batch, results, report) => this.lock.run(() => this.applyResults(collection, batch, results, report)),
+        applyPage: (collection, page, report) => this.lock.run(() => this.applyPage(collection, page, report)),
+        notePolicyVersion: (version) => this.notePolicyVersion(version),
+        synced: () => {
+          this.lastSyncAt = this.now().toISOString();
+        },
+      }),
+    );
+  }
+
+  private async storedConfig(): Promise<ConfigResponse | null> {
+    const parsed = configResponseSchema.safeParse(await this.store.getMeta(CONFIG_META));
+    return parsed.success ? parsed.data : null;
   }
 
   private enqueue<T>(work: () => Promise<T>): Promise<T> {

@@ -16,3 +16,5 @@ export type { BackoffOptions } from "./backoff";
 export { digestOf } from "./digest";
 export { changeBody, rebase } from "./change";
 export type { FetchLike } from "./transport";
+export { BundleError, exportBundle, exportedBundles, importBundle, sha256Hex } from "./bundle";
+export type { ExportedBundle, ExportOptions, ImportResult } from "./bundle";
