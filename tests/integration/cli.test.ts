@@ -1,0 +1,139 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/**
+ * The `concord` CLI against a real hub: `node scripts/start.mjs` (it builds
+ * when the sources changed) on a fresh PGlite folder, the CLI run as a child
+ * process through bin/concord.js.
+ */
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const BIN = path.join(ROOT, "bin", "concord.js");
+const ADMIN = "cli-test-admin-token-0123456789";
+const PORT = 3400 + (process.pid % 400);
+const BASE = `http://127.0.0.1:${PORT}`;
+
+let hub: ChildProcess;
+let hubLog = "";
+let dir: string;
+let key: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), "concord-cli-"));
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(PORT), ADMIN_TOKEN: ADMIN, PGLITE_DIR: path.join(dir, "hub"), NEXT_TELEMETRY_DISABLED: "1" };
+  delete env.DATABASE_URL;
+  delete env.CONCORD_DEFAULT_POLICY;
+  hub = spawn("node", ["scripts/start.mjs"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  hub.stdout?.on("data", (d: Buffer) => (hubLog += d.toString()));
+  hub.stderr?.on("data", (d: Buffer) => (hubLog += d.toString()));
+  const deadline = Date.now() + 240_000;
+  for (;;) {
+    if (hub.exitCode !== null) throw new Error(`the hub exited while starting:\n${hubLog}`);
+    try {
+      if ((await fetch(`${BASE}/api/health`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`the hub did not start:\n${hubLog}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const res = await fetch(`${BASE}/api/admin/systems/crm/keys`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}` } });
+  key = ((await res.json()) as { key: string }).key;
+}, 300_000);
+
+afterAll(async () => {
+  if (hub?.pid) {
+    try {
+      process.kill(-hub.pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function concord(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn("node", [BIN, ...args], { cwd: path.join(dir, "site"), env: { ...process.env, CONCORD_CONFIG: "" } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+async function ok(...args: string[]): Promise<string> {
+  const r = await concord(...args);
+  if (r.code !== 0) throw new Error(`concord ${args.join(" ")} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+describe("the concord CLI against a real hub", () => {
+  it("init, put, sync, get, status, export/import", async () => {
+    mkdirSync(path.join(dir, "site"), { recursive: true });
+
+    expect(await ok("init", "--server", BASE, "--key", key)).toMatch(/Connected to .* as system "crm" \(policy version 1\)/);
+    const config = JSON.parse(readFileSync(path.join(dir, "site", ".concord", "config.json"), "utf8")) as Record<string, string>;
+    expect(config).toEqual({ server: BASE, key, store: "store" });
+
+    const ann = { name: "Ann", email: "ann@example.com", region: "north" };
+    await ok("put", "customers", "cli-1", JSON.stringify(ann));
+    const synced = await ok("sync");
+    expect(synced).toMatch(/pushed\s+1/);
+    expect(synced).toMatch(/quarantined\s+0/);
+    expect(JSON.parse(await ok("get", "customers", "cli-1"))).toEqual(ann);
+
+    const status = await ok("status");
+    expect(status).toMatch(/system: crm\s+policy version: 1/);
+    expect(status).toMatch(/pending changes\s+0/);
+    expect(status).not.toMatch(/last sync\s+never/);
+
+    // Offline bundle: a change exported to a file, applied by the hub, the answer imported.
+    writeFileSync(path.join(dir, "site", "bob.json"), JSON.stringify({ ...ann, name: "Bob" }));
+    await ok("put", "customers", "cli-2", "@bob.json");
+    expect(await ok("export", "bundle.json")).toMatch(/Wrote bundle .* \(1 change\(s\)/);
+    const answer = await fetch(`${BASE}/api/v1/bundles`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}` },
+      body: readFileSync(path.join(dir, "site", "bundle.json"), "utf8"),
+    });
+    expect(answer.status).toBe(200);
+    writeFileSync(path.join(dir, "site", "response.json"), await answer.text());
+    expect(await ok("import", "response.json")).toMatch(/pushed\s+1/);
+    const record = await fetch(`${BASE}/api/admin/records/customers/cli-2`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    expect(await record.json()).toMatchObject({ data: { name: "Bob" } });
+    expect(await ok("status")).toMatch(/pending changes\s+0/);
+
+    // A tampered response is refused, with what to do.
+    writeFileSync(path.join(dir, "site", "bad.json"), readFileSync(path.join(dir, "site", "response.json"), "utf8").replace("Bob", "Rob"));
+    const tampered = await concord("import", "bad.json");
+    expect(tampered.code).toBe(1);
+    expect(tampered.stderr).toMatch(/checksum does not match/);
+  });
+
+  it("names what is wrong in bad input, and shows the hub's refusals", async () => {
+    const badCollection = await concord("put", "Customers", "x", "{}");
+    expect(badCollection.code).toBe(2);
+    expect(badCollection.stderr).toMatch(/"Customers" is not a collection name/);
+    const notObject = await concord("put", "customers", "x", "[1]");
+    expect(notObject.code).toBe(2);
+    expect(notObject.stderr).toMatch(/The data must be a JSON object/);
+    const missing = await concord("get", "customers", "nope");
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/no local copy of customers\/nope; run `concord sync` first/);
+
+    // The CRM may not write customers in the south: the hub refuses, the change is quarantined with the hub's reason.
+    await ok("put", "customers", "cli-south", JSON.stringify({ name: "Sue", region: "south" }));
+    expect(await ok("sync")).toMatch(/quarantined\s+1/);
+    expect(await ok("status")).toMatch(/customers\/cli-south .*forbidden: /);
+
+    const wrongKey = await concord("--config", "other/config.json", "init", "--server", BASE, "--key", `cnc_000000000000_${"A".repeat(43)}`);
+    expect(wrongKey.code).toBe(1);
+    expect(wrongKey.stderr).toMatch(/answered 401: .*Check the API key/);
+  });
+});
