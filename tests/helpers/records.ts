@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, asc, eq, sql } from "drizzle-orm";
 import { rowsOf, type Database } from "@/lib/db/client";
 import { recordHistory, records, type JsonObject } from "@/lib/db/schema";
 import { digestOf } from "@/lib/sync/digest";
@@ -57,4 +57,22 @@ export async function writeRecords(db: Database, inputs: readonly WriteInput[]):
   const out: Written[] = [];
   for (const input of inputs) out.push(await writeRecord(db, input));
   return out;
+}
+
+/** The stored state of a record, or undefined. */
+export async function readRecord(db: Database, collection: string, id: string) {
+  const [row] = await db
+    .select()
+    .from(records)
+    .where(and(eq(records.collection, collection), eq(records.id, id)));
+  return row;
+}
+
+/** Every stored version of a record, oldest first. */
+export async function readHistory(db: Database, collection: string, id: string) {
+  return db
+    .select()
+    .from(recordHistory)
+    .where(and(eq(recordHistory.collection, collection), eq(recordHistory.id, id)))
+    .orderBy(asc(recordHistory.version));
 }

@@ -1,16 +1,17 @@
 import { readFileSync } from "node:fs";
-import { and, asc, eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as changesRoute from "@/app/api/v1/collections/[collection]/changes/route";
 import * as conflictRoute from "@/app/api/admin/conflicts/[id]/route";
 import * as resolveRoute from "@/app/api/admin/conflicts/[id]/resolve/route";
 import * as conflictsRoute from "@/app/api/admin/conflicts/route";
-import { auditLog, conflicts, recordHistory, records } from "@/lib/db/schema";
+import { auditLog, conflicts } from "@/lib/db/schema";
 import { activatePolicy } from "@/lib/policy/store";
 import { listConflicts, type ConflictEntry, type ConflictPage, type ConflictSummary, type ResolveResult } from "@/lib/sync/conflicts";
 import { digestOf } from "@/lib/sync/digest";
 import { DELETED_DIGEST, type ChangesResponse } from "@/lib/sync/protocol";
 import { call, startTestHub, type TestHub } from "@/tests/helpers/hub";
+import { readHistory, readRecord } from "@/tests/helpers/records";
 import { keysFor, pushOne } from "@/tests/helpers/sync";
 
 const example = readFileSync("policies/example.yaml", "utf8");
@@ -146,21 +147,12 @@ async function resolveOk(id: number, body: unknown): Promise<ResolveResult> {
 }
 
 async function current(collection: string, id: string) {
-  const [row] = await t.hub.db
-    .select()
-    .from(records)
-    .where(and(eq(records.collection, collection), eq(records.id, id)));
+  const row = await readRecord(t.hub.db, collection, id);
   if (!row) throw new Error(`no record ${collection}/${id}`);
   return row;
 }
 
-async function history(collection: string, id: string) {
-  return t.hub.db
-    .select()
-    .from(recordHistory)
-    .where(and(eq(recordHistory.collection, collection), eq(recordHistory.id, id)))
-    .orderBy(asc(recordHistory.version));
-}
+const history = (collection: string, id: string) => readHistory(t.hub.db, collection, id);
 
 async function auditFor(conflictId: number) {
   return t.hub.db

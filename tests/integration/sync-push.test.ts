@@ -1,10 +1,11 @@
-import { and, asc, eq } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { revokeApiKey } from "@/lib/auth/api-keys";
-import { conflicts, recordHistory, records } from "@/lib/db/schema";
+import { conflicts } from "@/lib/db/schema";
 import { digestOf } from "@/lib/sync/digest";
 import { DELETED_DIGEST, POLICY_VERSION_HEADER } from "@/lib/sync/protocol";
 import { startTestHub, type TestHub } from "@/tests/helpers/hub";
+import { readHistory, readRecord } from "@/tests/helpers/records";
 import { changeId, keysFor, push, pushOne, pushRaw } from "@/tests/helpers/sync";
 
 let t: TestHub;
@@ -18,21 +19,8 @@ afterAll(async () => {
   await t.close();
 });
 
-async function history(collection: string, id: string) {
-  return t.hub.db
-    .select()
-    .from(recordHistory)
-    .where(and(eq(recordHistory.collection, collection), eq(recordHistory.id, id)))
-    .orderBy(asc(recordHistory.version));
-}
-
-async function current(collection: string, id: string) {
-  const [row] = await t.hub.db
-    .select()
-    .from(records)
-    .where(and(eq(records.collection, collection), eq(records.id, id)));
-  return row;
-}
+const history = (collection: string, id: string) => readHistory(t.hub.db, collection, id);
+const current = (collection: string, id: string) => readRecord(t.hub.db, collection, id);
 
 const ann = { name: "Ann", email: "ann@example.com", phone: "555-0100", region: "north" };
 
