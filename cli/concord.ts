@@ -308,14 +308,30 @@ program
       if (state === "waiting") out(`${stamp()} synced; waiting`);
     });
     out(`Watching ${session.config.server}; Ctrl-C to stop.`);
+    // The client's timers do not keep the process alive on their own (they are unref'd): this does, until a signal.
+    const keepAlive = setInterval(() => undefined, 2 ** 30);
+    let ended = false;
+    let halted = false;
     client.start();
     await new Promise<void>((resolve) => {
-      const stop = () => resolve();
+      const stop = () => {
+        ended = true;
+        resolve();
+      };
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);
+      // The client stops by itself when the hub refuses the key (the `error` event above says what to do).
+      client.on("status", ({ state }) => {
+        if (state === "stopped" && !ended) {
+          halted = true;
+          stop();
+        }
+      });
     });
+    clearInterval(keepAlive);
     await session.close();
     out("stopped.");
+    if (halted) process.exitCode = 1;
   });
 
 program

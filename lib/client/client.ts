@@ -18,7 +18,7 @@ import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff";
 import { changeBody, rebase } from "./change";
 import { digestOf } from "./digest";
 import { Emitter, type ClientEventName, type Handler } from "./emitter";
-import { ConcordError, HttpError } from "./errors";
+import { AuthError, ConcordError, HttpError } from "./errors";
 import { Mutex } from "./mutex";
 import { readEventStream } from "./sse";
 import { canTransition, type ClientState } from "./states";
@@ -718,15 +718,17 @@ export class SyncClient {
   /** A sync soon (debounced), e.g. after a `change` event. */
   private requestSync(): void {
     if (!this.running || this.debounceTimer !== undefined) return;
-    this.debounceTimer = setTimeout(() => {
-      this.debounceTimer = undefined;
-      this.backgroundSync();
-    }, this.debounceMs);
+    this.debounceTimer = unrefTimer(
+      setTimeout(() => {
+        this.debounceTimer = undefined;
+        this.backgroundSync();
+      }, this.debounceMs),
+    );
   }
 
   private scheduleSync(ms: number): void {
     clearTimeout(this.syncTimer);
-    if (this.running) this.syncTimer = setTimeout(() => this.backgroundSync(), ms);
+    if (this.running) this.syncTimer = unrefTimer(setTimeout(() => this.backgroundSync(), ms));
   }
 
   private backgroundSync(): void {
@@ -739,10 +741,35 @@ export class SyncClient {
         this.updateStream();
       },
       (error: unknown) => {
+        if (error instanceof AuthError) {
+          this.haltOnAuthError(error);
+          return;
+        }
         this.emitter.emit("error", { error: error instanceof Error ? error : new Error(String(error)) });
         this.scheduleSync(this.syncBackoff.next());
       },
     );
+  }
+
+  /**
+   * 401 in the background: the key is wrong or was revoked, and retrying cannot help.
+   * Stops the loop (timers, event stream) without waiting for it, and says what to do.
+   */
+  private haltOnAuthError(error: AuthError): void {
+    if (!this.running) return;
+    this.running = false;
+    this.wasStopped = true;
+    clearTimeout(this.syncTimer);
+    clearTimeout(this.debounceTimer);
+    this.debounceTimer = undefined;
+    this.streamAbort?.abort();
+    this.wakeStream?.();
+    const message =
+      `The hub refused this system's API key (401: wrong or revoked), so background sync has stopped. ` +
+      `Ask an operator to issue a new key for this system, give it to the client, and start it again. (${error.message})`;
+    this.lastError = message;
+    this.setState("stopped");
+    this.emitter.emit("error", { error: new AuthError(error.status, error.code, message, error.details) });
   }
 
   /** Opens the event stream when running with realtime on; the loop ends by itself otherwise. */
@@ -773,6 +800,10 @@ export class SyncClient {
           () => backoff.reset(),
         );
       } catch (error) {
+        if (error instanceof AuthError) {
+          this.haltOnAuthError(error);
+          return;
+        }
         if (!abort.signal.aborted) {
           this.emitter.emit("error", { error: error instanceof Error ? error : new Error(String(error)) });
         }
@@ -783,7 +814,7 @@ export class SyncClient {
       const delay = backoff.next();
       this.logger.debug(`event stream closed; reconnecting in ${delay} ms`);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
+        const timer = unrefTimer(setTimeout(resolve, delay));
         this.wakeStream = () => {
           clearTimeout(timer);
           resolve();
@@ -808,6 +839,17 @@ export class SyncClient {
       if (this.policyStale()) this.requestSync();
     }
   }
+}
+
+/**
+ * Lets a timer not keep a Node process alive on its own (the host program decides when it exits).
+ * Browsers return a number, which has nothing to unref.
+ */
+function unrefTimer<T>(timer: T): T {
+  if (typeof timer === "object" && timer !== null && "unref" in timer && typeof timer.unref === "function") {
+    (timer as { unref: () => void }).unref();
+  }
+  return timer;
 }
 
 function mayStillWrite(row: LocalRecord, config: CollectionConfig | undefined): boolean {

@@ -136,4 +136,45 @@ describe("the concord CLI against a real hub", () => {
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stderr).toMatch(/answered 401: .*Check the API key/);
   });
+
+  it("watch shows another system's change as it happens, and exits 0 on Ctrl-C", async () => {
+    const issued = await fetch(`${BASE}/api/admin/systems/webshop/keys`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}` } });
+    const shopKey = ((await issued.json()) as { key: string }).key;
+
+    const child = spawn("node", [BIN, "watch"], { cwd: path.join(dir, "site"), env: { ...process.env, CONCORD_CONFIG: "" } });
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    const waitFor = async (pattern: RegExp, ms: number) => {
+      const deadline = Date.now() + ms;
+      while (!pattern.test(output)) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`watch never printed ${pattern}:\n${output}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    try {
+      // Connected: the first sync is done and the event stream is open.
+      await waitFor(/synced; waiting/, 30_000);
+      await new Promise((r) => setTimeout(r, 1000));
+
+      const push = await fetch(`${BASE}/api/v1/collections/customers/push`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${shopKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ changes: [{ changeId: `watch-${process.pid}`, id: "cli-web-1", baseVersion: null, data: { name: "Web Wendy", email: "w@example.com", source: "web" } }] }),
+      });
+      expect(((await push.json()) as { results: { status: string }[] }).results[0]?.status).toBe("applied");
+      // Real time: the change arrives long before the 60 s interval.
+      await waitFor(/change customers: cli-web-1/, 10_000);
+
+      const signalled = Date.now();
+      child.kill("SIGINT");
+      expect(await exited).toBe(0);
+      expect(Date.now() - signalled).toBeLessThan(5000);
+      expect(output).toMatch(/stopped\.\s*$/);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+    expect(JSON.parse(await ok("get", "customers", "cli-web-1"))).toMatchObject({ name: "Web Wendy" });
+  });
 });
