@@ -703,6 +703,14 @@ export class SyncClient {
 
   /** Stops timers and the event stream; resolves once a running sync has finished. */
   async stop(): Promise<void> {
+    this.haltBackground();
+    this.setState("stopped");
+    await this.streamLoop;
+    await this.queue;
+  }
+
+  /** Ends background work at once: no more timers, the event stream closes (without waiting for it). */
+  private haltBackground(): void {
     this.running = false;
     this.wasStopped = true;
     clearTimeout(this.syncTimer);
@@ -710,9 +718,6 @@ export class SyncClient {
     this.debounceTimer = undefined;
     this.streamAbort?.abort();
     this.wakeStream?.();
-    this.setState("stopped");
-    await this.streamLoop;
-    await this.queue;
   }
 
   /** A sync soon (debounced), e.g. after a `change` event. */
@@ -757,13 +762,7 @@ export class SyncClient {
    */
   private haltOnAuthError(error: AuthError): void {
     if (!this.running) return;
-    this.running = false;
-    this.wasStopped = true;
-    clearTimeout(this.syncTimer);
-    clearTimeout(this.debounceTimer);
-    this.debounceTimer = undefined;
-    this.streamAbort?.abort();
-    this.wakeStream?.();
+    this.haltBackground();
     const message =
       `The hub refused this system's API key (401: wrong or revoked), so background sync has stopped. ` +
       `Ask an operator to issue a new key for this system, give it to the client, and start it again. (${error.message})`;
