@@ -201,6 +201,8 @@ function median(xs: number[]): number {
 
 async function incrementalRound(base: string, keys: { writer: string; reader: string }, versions: Map<number, number>, stored: number, checkpoint: string) {
   const timings: number[] = [];
+  const pushTimings: number[] = [];
+  const pullTimings: number[] = [];
   const bytes: number[] = [];
   let cp = checkpoint;
   // The first rounds after a bulk load touch cold pages; measure the steady state.
@@ -220,9 +222,11 @@ async function incrementalRound(base: string, keys: { writer: string; reader: st
     cp = pulled.checkpoint;
     if (round < WARMUP) continue;
     timings.push(performance.now() - started);
+    pushTimings.push(pushed.ms);
+    pullTimings.push(pulled.ms);
     bytes.push(pushed.bytes + pulled.bytes);
   }
-  return { ms: median(timings), bytes: median(bytes), checkpoint: cp };
+  return { ms: median(timings), pushMs: median(pushTimings), pullMs: median(pullTimings), bytes: median(bytes), checkpoint: cp };
 }
 
 async function benchEngine(engine: string) {
@@ -287,8 +291,8 @@ async function benchEngine(engine: string) {
       noopMs: +median(noops.map((n) => n.ms)).toFixed(2),
       noopBytes: median(noops.map((n) => n.bytes)),
       incremental: {
-        [N]: { ms: +small.ms.toFixed(1), bytes: small.bytes },
-        [LARGE]: { ms: +large.ms.toFixed(1), bytes: large.bytes },
+        [N]: { ms: +small.ms.toFixed(1), pushMs: +small.pushMs.toFixed(1), pullMs: +small.pullMs.toFixed(1), bytes: small.bytes },
+        [LARGE]: { ms: +large.ms.toFixed(1), pushMs: +large.pushMs.toFixed(1), pullMs: +large.pullMs.toFixed(1), bytes: large.bytes },
         ratio: +(large.ms / small.ms).toFixed(2),
       },
     };

@@ -83,6 +83,16 @@ async function openPostgres(url: string, migrationsFolder: string, max: number):
   const client = postgres(url, {
     max,
     onnotice: () => undefined,
+    connection: {
+      application_name: "concord",
+      // The hub's statements are short index range scans. With a million rows
+      // and stale statistics the planner sometimes picks a parallel plan for
+      // "changes since checkpoint": starting its worker took ~20 ms for 0.2 ms
+      // of work (auto_explain in `npm run bench`), most of a sync round. Parallel
+      // query does not pay for itself in an OLTP hub; turn it off for our sessions.
+      // (a string: postgres.js drops falsy startup parameters, so the number 0 would not be sent).
+      max_parallel_workers_per_gather: "0",
+    },
   });
   const db = drizzlePostgres({ client, schema });
   return {
