@@ -3,7 +3,7 @@ import { readdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "@playwright/test";
-import { E2E_ADMIN_TOKEN } from "./e2e/support/env";
+import { ADMIN_STATE, E2E_ADMIN_TOKEN } from "./e2e/support/env";
 
 const root = path.dirname(fileURLToPath(import.meta.url));
 
@@ -43,6 +43,24 @@ const serverEnv: Record<string, string> = {
 };
 if (databaseUrl) serverEnv.DATABASE_URL = databaseUrl;
 
+const chromium = {
+  browserName: "chromium" as const,
+  viewport: { width: 1280, height: 800 },
+  launchOptions: {
+    // Debian's Chromium; Playwright's own browser download is never used.
+    executablePath: "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--disable-quic",
+    ],
+  },
+};
+
 export default defineConfig({
   testDir: "./e2e",
   // Artifacts (traces, failure screenshots) in a subfolder: Playwright empties
@@ -66,32 +84,23 @@ export default defineConfig({
       testDir: "./e2e/api",
     },
     {
+      // Creates the first admin through the setup page and a viewer through
+      // the operators page, and saves their sessions for the console tests.
+      name: "console-setup",
+      testDir: "./e2e/console",
+      testMatch: /auth\.setup\.ts$/,
+      use: { ...chromium },
+    },
+    {
       name: "console",
       testDir: "./e2e/console",
-      use: {
-        browserName: "chromium",
-        viewport: { width: 1280, height: 800 },
-        launchOptions: {
-          // Debian's Chromium; Playwright's own browser download is never used.
-          executablePath: "/usr/bin/chromium",
-          args: [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-quic",
-          ],
-        },
-      },
+      dependencies: ["console-setup"],
+      use: { ...chromium, storageState: ADMIN_STATE },
     },
   ],
   webServer: {
     command: "node scripts/start.mjs",
-    // The static start page answers without the database, so readiness does
-    // not depend on the API routes.
-    url: `${baseURL}/`,
+    url: `${baseURL}/api/health`,
     env: serverEnv,
     reuseExistingServer: false,
     // Includes a production build when the sources changed since the last one.

@@ -18,6 +18,19 @@ const envSchema = z.object({
     .optional()
     .or(z.literal("").transform(() => undefined)),
   CONCORD_DEFAULT_POLICY: z.string().trim().min(1).default("policies/example.yaml"),
+  /** The first console admin, created at start while no operator exists. Both or neither. */
+  CONCORD_ADMIN_USERNAME: z
+    .string()
+    .trim()
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  CONCORD_ADMIN_PASSWORD: z
+    .string()
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+}).refine((e) => (e.CONCORD_ADMIN_USERNAME === undefined) === (e.CONCORD_ADMIN_PASSWORD === undefined), {
+  message: "set both CONCORD_ADMIN_USERNAME and CONCORD_ADMIN_PASSWORD, or neither",
+  path: ["CONCORD_ADMIN_PASSWORD"],
 });
 
 export type Env = z.infer<typeof envSchema>;

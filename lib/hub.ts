@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { ensureAdminToken } from "./auth/admin-token";
+import { countOperators, createFirstAdmin } from "./auth/operators";
 import { getDatabase, ping, type Database, type DatabaseHandle, type DatabaseKind } from "./db";
 import { env } from "./env";
 import { log } from "./log";
@@ -33,6 +34,7 @@ async function bootHub(handle: DatabaseHandle): Promise<void> {
   const { db } = handle;
   if (!(await hasAnyPolicy(db))) await activateDefaultPolicy(db);
   pingIntervalFromEnv(); // a bad CONCORD_SSE_PING_MS stops the start, not the first stream
+  await ensureFirstAdminFromEnv(db);
   const token = await ensureAdminToken(db, env().ADMIN_TOKEN);
   if (token.source === "generated") {
     log.info(
@@ -45,6 +47,15 @@ async function bootHub(handle: DatabaseHandle): Promise<void> {
       ].join("\n"),
     );
   }
+}
+
+/** CONCORD_ADMIN_USERNAME/CONCORD_ADMIN_PASSWORD create the first console admin, once. */
+async function ensureFirstAdminFromEnv(db: Database): Promise<void> {
+  const { CONCORD_ADMIN_USERNAME: username, CONCORD_ADMIN_PASSWORD: password } = env();
+  if (!username || !password) return;
+  if ((await countOperators(db)) > 0) return;
+  const created = await createFirstAdmin(db, { username, password }, "environment");
+  if (created) log.info(`Created the first console admin "${created.username}" from CONCORD_ADMIN_USERNAME.`);
 }
 
 async function activateDefaultPolicy(db: Database): Promise<void> {

@@ -8,3 +8,9 @@ export const E2E_ADMIN_TOKEN = "e2e-admin-token-0123456789";
 export function expectedDatabaseKind(): "pglite" | "postgres" {
   return process.env.DATABASE_URL ? "postgres" : "pglite";
 }
+
+/** Console operators the setup project creates (e2e/console/auth.setup.ts). */
+export const E2E_ADMIN = { username: "alice", password: "alice-password-123" } as const;
+export const E2E_VIEWER = { username: "victor", password: "victor-password-123" } as const;
+export const ADMIN_STATE = "test-results/.auth/admin.json";
+export const VIEWER_STATE = "test-results/.auth/viewer.json";

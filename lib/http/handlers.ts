@@ -1,5 +1,7 @@
 import { verifyAdminToken } from "../auth/admin-token";
 import { authenticateApiKey } from "../auth/api-keys";
+import { operatorMay, type ConsoleArea } from "../auth/console-rights";
+import { operatorForSession, SESSION_COOKIE } from "../auth/operators";
 import { getActivePolicy } from "../policy/store";
 import type { SyncContext } from "../sync/context";
 import { POLICY_VERSION_HEADER } from "../sync/protocol";
@@ -7,6 +9,7 @@ import { bearerToken } from "../auth/secrets";
 import { env } from "../env";
 import { ServiceError } from "../errors";
 import { getHub, type Hub } from "../hub";
+import { noteSystemError } from "../sync/activity";
 import { errorResponse } from "./respond";
 
 /** Next.js passes dynamic route segments as a promise. */
@@ -21,27 +24,74 @@ export interface AdminContext {
 }
 
 /**
- * Guards an admin automation route with the admin token. Without a valid
- * token the answer is 401 and says nothing about what the route holds.
+ * Guards an admin route. Automation sends the admin token (`Authorization:
+ * Bearer`), which may do everything; the console's operators send their
+ * session cookie, and Casbin decides by role: GET reads, any other method
+ * writes `area`. A cookie-authenticated write must come from the hub's own
+ * pages (Origin check), so another site cannot ride an operator's session.
+ * Without either the answer is 401 and says nothing about what the route holds.
  */
 export function withAdmin<P>(
+  area: ConsoleArea,
   handler: (ctx: AdminContext, request: Request, params: P) => Promise<Response>,
 ): (request: Request, args: RouteArgs<P>) => Promise<Response> {
   return async (request, args) => {
     try {
       const hub = await getHub();
-      const token = bearerToken(request.headers.get("authorization"));
-      if (!token || !(await verifyAdminToken(hub.db, env().ADMIN_TOKEN, token))) {
-        throw new ServiceError(
-          "unauthenticated",
-          "This route needs the admin token: send `Authorization: Bearer <admin token>` (ADMIN_TOKEN, or the token printed at first start).",
-        );
-      }
-      return await handler({ hub, actor: "admin-token" }, request, await args.params);
+      const actor = await adminActor(hub, request, area);
+      return await handler({ hub, actor }, request, await args.params);
     } catch (error) {
       return errorResponse(error);
     }
   };
+}
+
+async function adminActor(hub: Hub, request: Request, area: ConsoleArea): Promise<string> {
+  const token = bearerToken(request.headers.get("authorization"));
+  if (token) {
+    if (await verifyAdminToken(hub.db, env().ADMIN_TOKEN, token)) return "admin-token";
+    throw new ServiceError("unauthenticated", "That is not the admin token: send ADMIN_TOKEN, or the token printed at first start.");
+  }
+  const operator = await operatorForSession(hub.db, cookieValue(request.headers.get("cookie"), SESSION_COOKIE));
+  if (!operator) {
+    throw new ServiceError(
+      "unauthenticated",
+      "This route needs the admin token (`Authorization: Bearer <admin token>`: ADMIN_TOKEN, or the token printed at first start) or a console session.",
+    );
+  }
+  const action = request.method === "GET" || request.method === "HEAD" ? "read" : "write";
+  if (!(await operatorMay(operator.role, area, action))) {
+    throw new ServiceError(
+      "forbidden",
+      `Operator "${operator.username}" has the ${operator.role} role, which may not ${action === "write" ? "change" : "read"} ${area}; ask an admin.`,
+    );
+  }
+  if (action === "write" && !sameOrigin(request)) {
+    throw new ServiceError("forbidden", "A change made with a console session must come from the console's own pages.");
+  }
+  return operator.username;
+}
+
+/** One cookie's value from a Cookie header. */
+export function cookieValue(header: string | null, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return undefined;
+}
+
+/** Whether the request's Origin (or Referer) is the host it was sent to. */
+function sameOrigin(request: Request): boolean {
+  const origin = request.headers.get("origin") ?? request.headers.get("referer");
+  if (!origin) return false;
+  try {
+    const host = request.headers.get("x-forwarded-host") ?? request.headers.get("host") ?? new URL(request.url).host;
+    return new URL(origin).host === host;
+  } catch {
+    return false;
+  }
 }
 
 /** A route anyone may call (health). Errors still use the envelope. */
@@ -65,10 +115,12 @@ export function withSystem<P>(
 ): (request: Request, args: RouteArgs<P>) => Promise<Response> {
   return async (request, args) => {
     let policyVersion: number | undefined;
+    let caller: { system: string; prefix: string } | null = null;
+    let hub: Hub | undefined;
     try {
-      const hub = await getHub();
+      hub = await getHub();
       const key = bearerToken(request.headers.get("authorization"));
-      const caller = key ? await authenticateApiKey(hub.db, key) : null;
+      caller = key ? await authenticateApiKey(hub.db, key) : null;
       if (!caller) {
         throw new ServiceError(
           "unauthenticated",
@@ -88,7 +140,12 @@ export function withSystem<P>(
       response.headers.set(POLICY_VERSION_HEADER, String(policy.version));
       return response;
     } catch (error) {
-      return errorResponse(error, policyVersion === undefined ? undefined : { [POLICY_VERSION_HEADER]: String(policyVersion) });
+      const response = errorResponse(error, policyVersion === undefined ? undefined : { [POLICY_VERSION_HEADER]: String(policyVersion) });
+      if (hub && caller) {
+        const message = error instanceof ServiceError ? error.message : "internal error";
+        await noteSystemError(hub.db, caller.system, error instanceof ServiceError ? error.code : "internal", message);
+      }
+      return response;
     }
   };
 }

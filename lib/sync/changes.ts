@@ -6,6 +6,7 @@ import { ServiceError } from "../errors";
 import { log } from "../log";
 import { allFields, scopeSql, type Scope } from "../policy/compile";
 import type { SyncContext } from "./context";
+import { countActivity, noteCursor } from "./activity";
 import { projectForReader } from "./projection";
 import {
   changesQuerySchema,
@@ -152,6 +153,9 @@ export async function pullChanges({ ctx, input }: { ctx: SyncContext; input: Pul
   }
 
   await notePull(ctx);
+  countActivity(ctx.db, ctx.system, "pull.requests");
+  countActivity(ctx.db, ctx.system, "pull.records", changes.length);
+  noteCursor(ctx.db, ctx.system, input.collection, hasMore && last ? Number(last.seq) : Math.max(since?.seq ?? 0, maxSeq));
   return { changes, checkpoint, hasMore };
 }
 

@@ -2,6 +2,7 @@ import { and, eq, sql } from "drizzle-orm";
 import mergePatch from "json-merge-patch";
 import type { Database } from "../db/client";
 import { rowsOf } from "../db/client";
+import { countActivity } from "./activity";
 import { conflicts, pushReceipts, records, systems, type ConflictOutcome } from "../db/schema";
 import { ServiceError } from "../errors";
 import { fieldsFor, type Scope } from "../policy/compile";
@@ -93,6 +94,9 @@ export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: Pus
     }
   }
   await touchSystem(ctx.db, ctx.system);
+  const byStatus = new Map<string, number>();
+  for (const r of results) byStatus.set(r.status, (byStatus.get(r.status) ?? 0) + 1);
+  for (const [status, n] of byStatus) countActivity(ctx.db, ctx.system, `push.${status}`, n);
   return { results };
 }
 

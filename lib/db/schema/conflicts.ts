@@ -45,6 +45,9 @@ export const conflicts = pgTable(
     index("conflicts_collection_id_idx").on(t.collection, t.id),
     index("conflicts_record_idx").on(t.collection, t.recordId, t.id),
     index("conflicts_client_system_id_idx").on(t.clientSystem, t.id),
+    // Console filters: by the other side's system and by strategy, newest first.
+    index("conflicts_server_system_id_idx").on(t.serverSystem, t.id),
+    index("conflicts_strategy_id_idx").on(t.strategy, t.id),
     index("conflicts_created_at_idx").on(t.createdAt),
   ],
 );

@@ -1,4 +1,4 @@
-import { bigserial, index, integer, jsonb, pgTable, serial, text, timestamp } from "drizzle-orm/pg-core";
+import { bigint, bigserial, index, integer, jsonb, pgTable, primaryKey, serial, text, timestamp } from "drizzle-orm/pg-core";
 import type { JsonObject, JsonValue } from "../../sync/protocol";
 
 /** Every activated policy file, kept forever. The active policy is the highest version. */
@@ -51,7 +51,13 @@ export const auditLog = pgTable(
     target: text("target"),
     details: jsonb("details").$type<JsonObject>(),
   },
-  (t) => [index("audit_log_at_idx").on(t.at), index("audit_log_action_idx").on(t.action, t.id)],
+  (t) => [
+    index("audit_log_at_idx").on(t.at),
+    index("audit_log_action_idx").on(t.action, t.id),
+    index("audit_log_actor_idx").on(t.actor, t.id),
+    // Counting recent failed sign-ins for one username (sign-in slow-down).
+    index("audit_log_action_target_at_idx").on(t.action, t.target, t.at),
+  ],
 );
 
 /** Console operators. Passwords are stored as slow hashes (scrypt). */
@@ -90,3 +96,39 @@ export type PolicyVersionRow = typeof policyVersions.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type AuditRow = typeof auditLog.$inferSelect;
 export type AuditDetails = JsonObject;
+
+/**
+ * Sync activity per minute, system and kind (`push.applied`, `push.conflict`,
+ * `pull.requests`, `pull.records`, `error`, ...). Counted in memory and added
+ * here every few seconds by lib/sync/activity.ts, so a busy hub does not write
+ * a row per request; the console draws its charts from it.
+ */
+export const activity = pgTable(
+  "activity",
+  {
+    bucket: timestamp("bucket", { withTimezone: true }).notNull(),
+    system: text("system").notNull(),
+    kind: text("kind").notNull(),
+    count: bigint("count", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.bucket, t.system, t.kind] })],
+);
+
+/**
+ * How far each system has pulled each collection: the highest change sequence
+ * number it has been sent. With the collection's newest sequence number this
+ * gives the console a system's lag.
+ */
+export const systemCursors = pgTable(
+  "system_cursors",
+  {
+    system: text("system").notNull(),
+    collection: text("collection").notNull(),
+    seq: bigint("seq", { mode: "number" }).notNull(),
+    at: timestamp("at", { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.system, t.collection] })],
+);
+
+export type ActivityRow = typeof activity.$inferSelect;
+export type OperatorRow = typeof operators.$inferSelect;

@@ -1,4 +1,4 @@
-
+import { sql } from "drizzle-orm";
 import {
   bigint,
   boolean,
@@ -66,6 +66,9 @@ export const records = pgTable(
     primaryKey({ columns: [t.collection, t.id] }),
     // The delta feed: changes of one collection after a checkpoint, oldest first.
     index("records_collection_seq_idx").on(t.collection, t.seq),
+    // The console's "filter by field" (`data @> '{"status":"paid"}'`): a GIN
+    // index with jsonb_path_ops, small and built for containment.
+    index("records_data_path_idx").using("gin", sql`${t.data} jsonb_path_ops`),
   ],
 );
 

@@ -8,7 +8,7 @@ import { MAX_POLICY_BYTES } from "@/lib/policy/validate";
 export const dynamic = "force-dynamic";
 
 /** The active policy: its version, YAML text and activation time. */
-export const GET = withAdmin(async ({ hub }) => {
+export const GET = withAdmin("policy", async ({ hub }) => {
   const active = await getActivePolicy(hub.db);
   return json({
     version: active.version,
@@ -24,7 +24,7 @@ const putQuery = z.strictObject({
 });
 
 /** Validates and activates a policy (the body is the YAML); `?dryRun=1` validates only. */
-export const PUT = withAdmin(async ({ hub, actor }, request) => {
+export const PUT = withAdmin("policy", async ({ hub, actor }, request) => {
   const query = readQuery(request, putQuery);
   const yaml = await readText(request, MAX_POLICY_BYTES);
   if (query.dryRun === "1" || query.dryRun === "true") {

@@ -12,7 +12,7 @@ const rollbackBody = z.strictObject({
 });
 
 /** Activates an earlier version's text again, as a new version. */
-export const POST = withAdmin(async ({ hub, actor }, request) => {
+export const POST = withAdmin("policy", async ({ hub, actor }, request) => {
   const body = await readJson(request, rollbackBody, 16 * 1024);
   const result = await rollbackPolicy(hub.db, { toVersion: body.version, actor, comment: body.comment ?? null });
   return json({ version: result.version, rolledBackFrom: body.version, warnings: result.warnings });

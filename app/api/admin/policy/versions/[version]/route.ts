@@ -7,7 +7,7 @@ import { getPolicyVersion } from "@/lib/policy/store";
 export const dynamic = "force-dynamic";
 
 /** One policy version with its YAML text. */
-export const GET = withAdmin<{ version: string }>(async ({ hub }, _request, params) => {
+export const GET = withAdmin<{ version: string }>("policy", async ({ hub }, _request, params) => {
   const version = parseParam(positiveIntSchema, params.version, "policy version");
   const row = await getPolicyVersion(hub.db, version);
   if (!row) throw new ServiceError("not_found", `There is no policy version ${version}.`);

@@ -6,14 +6,14 @@ import { parseParam, systemNameSchema } from "@/lib/http/schemas";
 export const dynamic = "force-dynamic";
 
 /** Issues an API key for a system; the key is in this response only. */
-export const POST = withAdmin<{ system: string }>(async ({ hub, actor }, _request, params) => {
+export const POST = withAdmin<{ system: string }>("keys", async ({ hub, actor }, _request, params) => {
   const system = parseParam(systemNameSchema, params.system, "system name");
   const issued = await issueApiKey(hub.db, { system, actor });
   return json(issued, { status: 201 });
 });
 
 /** The system's keys (prefixes and dates; never the keys themselves). */
-export const GET = withAdmin<{ system: string }>(async ({ hub }, _request, params) => {
+export const GET = withAdmin<{ system: string }>("keys", async ({ hub }, _request, params) => {
   const system = parseParam(systemNameSchema, params.system, "system name");
   const keys = await listApiKeys(hub.db, system);
   return json({ keys });

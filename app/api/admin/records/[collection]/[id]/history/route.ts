@@ -8,7 +8,7 @@ import { collectionNameSchema, recordIdSchema } from "@/lib/sync/protocol";
 export const dynamic = "force-dynamic";
 
 /** Every version of a record, newest first, keyset-paginated (`before` = the previous page's `next`). */
-export const GET = withAdmin<{ collection: string; id: string }>(async ({ hub }, request, params) => {
+export const GET = withAdmin<{ collection: string; id: string }>("records", async ({ hub }, request, params) => {
   const collection = parseParam(collectionNameSchema, params.collection, "collection name");
   const id = parseParam(recordIdSchema, params.id, "record id");
   const query = readQuery(request, historyQuerySchema);

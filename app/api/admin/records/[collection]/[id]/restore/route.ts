@@ -8,7 +8,7 @@ import { collectionNameSchema, recordIdSchema } from "@/lib/sync/protocol";
 export const dynamic = "force-dynamic";
 
 /** Writes an earlier version's data as a new version (origin `restore`). */
-export const POST = withAdmin<{ collection: string; id: string }>(async ({ hub, actor }, request, params) => {
+export const POST = withAdmin<{ collection: string; id: string }>("records", async ({ hub, actor }, request, params) => {
   const collection = parseParam(collectionNameSchema, params.collection, "collection name");
   const id = parseParam(recordIdSchema, params.id, "record id");
   const body = await readJson(request, restoreRequestSchema, 16 * 1024);

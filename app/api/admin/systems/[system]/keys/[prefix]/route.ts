@@ -6,7 +6,7 @@ import { keyPrefixSchema, parseParam, systemNameSchema } from "@/lib/http/schema
 export const dynamic = "force-dynamic";
 
 /** Revokes a key: it stops working at once, on every instance. */
-export const DELETE = withAdmin<{ system: string; prefix: string }>(async ({ hub, actor }, _request, params) => {
+export const DELETE = withAdmin<{ system: string; prefix: string }>("keys", async ({ hub, actor }, _request, params) => {
   const system = parseParam(systemNameSchema, params.system, "system name");
   const prefix = parseParam(keyPrefixSchema, params.prefix, "key prefix");
   const revoked = await revokeApiKey(hub.db, { system, prefix, actor });
