@@ -29,6 +29,13 @@ describe("database", () => {
     expect(rows[0]?.seq).toBe(1);
   });
 
+  it("runs Postgres sessions without parallel plans (worker start-up dwarfs the hub's short queries)", async () => {
+    const rows = rowsOf<{ v: string }>(await handle.db.execute(sql`select current_setting('max_parallel_workers_per_gather') as v`));
+    // PGlite is one process in this one: it has no workers to start.
+    if (handle.kind === "postgres") expect(rows[0]?.v).toBe("0");
+    else expect(rows[0]?.v).toBeDefined();
+  });
+
   it("hands out the global change sequence", async () => {
     const a = rowsOf<{ v: string | number }>(await handle.db.execute(sql`select nextval('change_seq') as v`));
     const b = rowsOf<{ v: string | number }>(await handle.db.execute(sql`select nextval('change_seq') as v`));
