@@ -8,6 +8,7 @@ setup("create the first admin on the setup page, then a viewer", async ({ page, 
   await expect(page).toHaveURL(/\/sign-in$/);
   await page.getByRole("link", { name: "Create the first admin" }).click();
   await expect(page.getByRole("heading", { name: "Create the first admin" })).toBeVisible();
+  await page.screenshot({ path: "test-results/screenshots/setup.png", fullPage: true });
 
   // A wrong token is refused and creates nothing.
   await page.getByLabel("Admin token").fill("not-the-token-at-all");

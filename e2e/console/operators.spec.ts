@@ -11,6 +11,7 @@ test("an admin adds an operator; a viewer replaying the same server action is re
     await page.getByRole("button", { name: "Add operator" }).click();
   });
   await expect(page.getByRole("status")).toContainText("Created olga (admin)");
+  await page.screenshot({ path: "test-results/screenshots/operators.png", fullPage: true });
 
   // The same POST with the body changed to another username, sent with the viewer's session.
   const replay = await replayServerAction(page.request, { ...action, body: action.body.replaceAll("olga", "mallory") }, await cookieHeaderFrom(VIEWER_STATE));

@@ -23,6 +23,7 @@ test.describe("sign-in", () => {
       await expect(page.getByRole("button", { name: "Sign in" })).toBeEnabled();
       durations.push(Date.now() - started);
     }
+    await page.screenshot({ path: "test-results/screenshots/sign-in-refused.png", fullPage: true });
     // The third failure in a row waits a second before answering.
     expect(durations[2]).toBeGreaterThanOrEqual(900);
 

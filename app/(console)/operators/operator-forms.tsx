@@ -9,7 +9,7 @@ import { createOperatorAction, disableOperatorAction, setRoleAction } from "./ac
 export function CreateOperatorForm() {
   const [state, action, pending] = useActionState(createOperatorAction, null);
   return (
-    <form action={action} className="grid grid-cols-1 gap-3 sm:grid-cols-4 sm:items-end">
+    <form action={action} className="grid grid-cols-1 gap-3 sm:grid-cols-4 sm:items-start">
       <Field label="Username">
         <Input name="username" required autoComplete="off" />
       </Field>
@@ -22,7 +22,7 @@ export function CreateOperatorForm() {
           <option value="admin">admin (changes things)</option>
         </Select>
       </Field>
-      <Button type="submit" disabled={pending}>
+      <Button type="submit" disabled={pending} className="sm:mt-6">
         Add operator
       </Button>
       <div className="sm:col-span-4">
