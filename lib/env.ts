@@ -4,6 +4,9 @@ import { z } from "zod";
  * The environment, parsed and validated once. Every variable Concord reads is
  * listed here (and in the README's Configuration section).
  */
+/** Default of CONCORD_RATE_LIMIT: far above what a debounced client sends, low enough to stop a runaway loop. */
+export const DEFAULT_RATE_LIMIT = 1000;
+
 const envSchema = z.object({
   DATABASE_URL: z
     .string()
@@ -28,6 +31,17 @@ const envSchema = z.object({
     .string()
     .optional()
     .or(z.literal("").transform(() => undefined)),
+  /** Sync API requests per second per API key, per instance (bursts of twice that); 0 turns the limit off. */
+  CONCORD_RATE_LIMIT: z.preprocess(
+    (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+    z
+      .string()
+      .trim()
+      .regex(/^(0|[1-9][0-9]{0,5})$/, "CONCORD_RATE_LIMIT must be a whole number of requests per second (0 turns the limit off)")
+      .transform(Number)
+      .optional()
+      .transform((n) => n ?? DEFAULT_RATE_LIMIT),
+  ),
 }).refine((e) => (e.CONCORD_ADMIN_USERNAME === undefined) === (e.CONCORD_ADMIN_PASSWORD === undefined), {
   message: "set both CONCORD_ADMIN_USERNAME and CONCORD_ADMIN_PASSWORD, or neither",
   path: ["CONCORD_ADMIN_PASSWORD"],
@@ -37,7 +51,7 @@ export type Env = z.infer<typeof envSchema>;
 
 let cached: Env | undefined;
 
-export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
+export function readEnv(source: Readonly<Record<string, string | undefined>> = process.env): Env {
   const parsed = envSchema.safeParse(source);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);

@@ -11,6 +11,7 @@ import { ServiceError } from "../errors";
 import { getHub, type Hub } from "../hub";
 import { noteSystemError } from "../sync/activity";
 import { errorResponse } from "./respond";
+import { rateLimiter } from "./rate-limit";
 
 /** Next.js passes dynamic route segments as a promise. */
 export interface RouteArgs<P> {
@@ -130,6 +131,15 @@ export function withSystem<P>(
       const { system, prefix } = caller;
       const policy = await getActivePolicy(hub.db);
       policyVersion = policy.version;
+      const limit = rateLimiter(env().CONCORD_RATE_LIMIT)?.take(prefix);
+      if (limit && !limit.ok) {
+        const retryAfterSeconds = Math.max(1, Math.ceil(limit.retryAfterMs / 1000));
+        throw new ServiceError(
+          "rate_limited",
+          `This API key sent more than ${env().CONCORD_RATE_LIMIT} requests per second; wait ${retryAfterSeconds} s (Retry-After) before the next one. A client that syncs on an interval or on debounced events never needs this many.`,
+          { retryAfterSeconds },
+        );
+      }
       if (!policy.compiled.hasSystem(system)) {
         throw new ServiceError(
           "forbidden",

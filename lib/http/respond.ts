@@ -35,6 +35,8 @@ export function errorResponse(error: unknown, headers?: HeadersInit): Response {
     if (known.details !== undefined) body.details = known.details;
     const h = new Headers(headers);
     if (known.code === "unauthenticated") h.set("www-authenticate", 'Bearer realm="concord"');
+    const retryAfter = retryAfterSeconds(known);
+    if (retryAfter !== undefined) h.set("retry-after", String(retryAfter));
     return json({ error: body }, { status: statusFor(known.code), headers: h });
   }
   // Unknown failures are logged with an id the operator can find; the caller gets no internals.
@@ -49,6 +51,12 @@ export function errorResponse(error: unknown, headers?: HeadersInit): Response {
     },
     { status: 500, headers },
   );
+}
+
+function retryAfterSeconds(error: ServiceError): number | undefined {
+  if (error.code !== "rate_limited") return undefined;
+  const details = error.details as { retryAfterSeconds?: unknown } | undefined;
+  return typeof details?.retryAfterSeconds === "number" ? details.retryAfterSeconds : undefined;
 }
 
 function toServiceError(error: unknown): ServiceError | null {
