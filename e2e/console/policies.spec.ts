@@ -106,6 +106,7 @@ test("write a policy with an error, see it at its line, fix it, see the diff, ac
   const confirm = page.getByRole("button", { name: `Confirm rollback to version ${base}` });
   await expect(confirm).toBeDisabled();
   await page.getByLabel("Rollback comment").fill("5 minutes is too often");
+  await page.screenshot({ path: "test-results/screenshots/policy-version.png", fullPage: true });
   await confirm.click();
   await expect(page.getByRole("status")).toContainText(`version ${base + 2} is active, with the text of version ${base}`);
   const rolled = await activePolicy(page.request);

@@ -7,7 +7,7 @@ import { accessImpact, loadRecordData, simulateRecord, type AccessImpact, type S
 import { ServiceError } from "@/lib/errors";
 import { getActivePolicy, rollbackPolicy } from "@/lib/policy/store";
 import { MAX_POLICY_BYTES } from "@/lib/policy/validate";
-import { isJsonObject } from "@/lib/sync/protocol";
+import { isJsonObject, type JsonObject } from "@/lib/sync/protocol";
 import { operatorAction, type ActionResult } from "../../_server/operator";
 
 const yamlText = z
@@ -69,7 +69,9 @@ const simulateInput = z
 
 export type SimulateInput = z.input<typeof simulateInput>;
 
-export async function simulateAction(input: SimulateInput): Promise<ActionResult<Simulation & { policyLabel: string }>> {
+export type SimulationView = Simulation & { policyLabel: string; record: JsonObject };
+
+export async function simulateAction(input: SimulateInput): Promise<ActionResult<SimulationView>> {
   const parsed = simulateInput.safeParse(input);
   if (!parsed.success) return invalidInput(parsed.error);
   const v = parsed.data;
@@ -86,11 +88,11 @@ export async function simulateAction(input: SimulateInput): Promise<ActionResult
     }
     const record =
       v.source === "id" ? await loadRecordData(hub.db, v.collection, v.recordId ?? "") : parseRecordJson(v.recordJson ?? "");
-    return { ...simulateRecord(compiled, { system: v.system, collection: v.collection, record }), policyLabel };
+    return { ...simulateRecord(compiled, { system: v.system, collection: v.collection, record }), policyLabel, record };
   });
 }
 
-function parseRecordJson(text: string) {
+function parseRecordJson(text: string): JsonObject {
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -8,8 +8,8 @@ import { Card } from "@/components/ui/card";
 import { Field, Input, Select, Textarea } from "@/components/ui/field";
 import { EmptyRow, Table, Td, Th } from "@/components/ui/table";
 import type { DraftCheck } from "@/lib/console/policy-draft";
-import type { AccessImpact, Decision, Simulation } from "@/lib/console/policy-simulate";
-import { accessImpactAction, simulateAction } from "./actions";
+import type { AccessImpact, Decision } from "@/lib/console/policy-simulate";
+import { accessImpactAction, simulateAction, type SimulationView } from "./actions";
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; message: string } | null;
 
@@ -34,7 +34,7 @@ export function PolicySimulator({
   const [source, setSource] = useState<"id" | "json">("id");
   const [recordId, setRecordId] = useState("");
   const [recordJson, setRecordJson] = useState("");
-  const [result, setResult] = useState<Outcome<Simulation & { policyLabel: string }>>(null);
+  const [result, setResult] = useState<Outcome<SimulationView>>(null);
   const [pending, start] = useTransition();
 
   const draftUsable = draftChanged && draftCheck?.ok === true;
@@ -146,7 +146,7 @@ function fieldText(fields: "*" | string[]): string {
   return fields.length === 0 ? "none" : fields.join(", ");
 }
 
-function SimulationResult({ sim }: { sim: Simulation & { policyLabel: string } }) {
+function SimulationResult({ sim }: { sim: SimulationView }) {
   const c = sim.conflict;
   return (
     <section className="mt-5 flex flex-col gap-4" aria-label="Simulation result" data-testid="simulation-result">
@@ -185,6 +185,10 @@ function SimulationResult({ sim }: { sim: Simulation & { policyLabel: string } }
           <span className="text-slate-500"> (system priority {c.priority})</span>
         </dd>
       </dl>
+      <details className="text-sm">
+        <summary className="cursor-pointer font-medium text-slate-700">Record data evaluated</summary>
+        <pre className="mt-2 max-h-60 overflow-auto rounded-md bg-slate-50 p-3 font-mono text-xs text-slate-800">{JSON.stringify(sim.record, null, 2)}</pre>
+      </details>
       {sim.fields.length > 0 ? (
         <Table caption="Fields of the record">
           <thead>

@@ -69,7 +69,11 @@ export default async function PolicyVersionsPage({ searchParams }: { searchParam
         </tbody>
       </Table>
       <Pagination
-        summary={page.rows.length > 0 ? `Versions ${page.rows[0]?.version} to ${page.rows[page.rows.length - 1]?.version} of ${page.activeVersion}` : undefined}
+        summary={
+          page.rows.length > 0
+            ? `Showing versions ${page.rows[page.rows.length - 1]?.version}–${page.rows[0]?.version} of ${page.activeVersion}`
+            : undefined
+        }
         prevHref={page.newerAfter !== null ? `/policies/versions?after=${page.newerAfter}` : null}
         nextHref={page.olderBefore !== null ? `/policies/versions?before=${page.olderBefore}` : null}
       />
