@@ -111,6 +111,14 @@ export function PolicyWorkbench({
     [],
   );
   const diff = useMemo(() => diffPolicies(active.yaml, draft), [active.yaml, draft]);
+  // Leaving the page loses the draft: ask the browser to confirm while it differs from the active text.
+  const unsaved = canWrite && diff.changed;
+  useEffect(() => {
+    if (!unsaved) return;
+    const warn = (e: BeforeUnloadEvent) => e.preventDefault();
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [unsaved]);
   const errors = problems.filter((p) => p.severity === "error").length;
   const warnings = problems.length - errors;
   const valid = check.status === "done" && check.check.ok;
