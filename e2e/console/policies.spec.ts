@@ -133,61 +133,66 @@ test("write a policy with an error, see it at its line, fix it, see the diff, ac
 
 test("the simulator shows decisions, fields and the conflict strategy; the impact of a draft is counted on request", async ({ page }) => {
   await ensureExampleActive(page.request);
-  // A record of the hub, pushed by the CRM.
-  const key = await page.request.post("/api/admin/systems/crm/keys", { headers: admin });
+  // A record of the hub: a new order placed by the web shop (orders, which no other spec touches).
+  const key = await page.request.post("/api/admin/systems/webshop/keys", { headers: admin });
   expect(key.status()).toBe(201);
-  const crm = { authorization: `Bearer ${((await key.json()) as { key: string }).key}` };
-  const pushed = await page.request.post("/api/v1/collections/customers/push", {
-    headers: crm,
-    data: { changes: [{ changeId: `sim-${Date.now()}`, id: "sim-north", baseVersion: null, data: { name: "Sue", region: "north", phone: "5" } }] },
+  const webshop = { authorization: `Bearer ${((await key.json()) as { key: string }).key}` };
+  const orderId = `sim-order-${Date.now()}`;
+  const pushed = await page.request.post("/api/v1/collections/orders/push", {
+    headers: webshop,
+    data: { changes: [{ changeId: orderId, id: orderId, baseVersion: null, data: { customer_id: "c1", status: "new", total: 40, items: [] } }] },
   });
   expect(pushed.status(), await pushed.text()).toBe(200);
   expect(((await pushed.json()) as { results: { status: string }[] }).results[0]?.status).toBe("applied");
 
   await page.goto("/policies");
   const sim = page.getByRole("form", { name: "Simulator" });
-  await sim.getByLabel("System").selectOption("crm");
-  await sim.getByLabel("Collection").selectOption("customers");
-  await sim.getByLabel("Record id").fill("sim-north");
+  await sim.getByLabel("System").selectOption("billing");
+  await sim.getByLabel("Collection").selectOption("orders");
+  await sim.getByLabel("Record id").fill(orderId);
   await sim.getByRole("button", { name: "Simulate" }).click();
   const result = page.getByTestId("simulation-result");
-  await expect(result).toContainText("crm on customers, under active version");
+  await expect(result).toContainText("billing on orders, under active version");
   await expect(result.locator('tr[data-action="read"]')).toContainText("allowed");
   await expect(result.locator('tr[data-action="write"]')).toContainText("allowed");
   await expect(result.locator('tr[data-action="delete"]')).toContainText("denied");
+  await expect(page.getByTestId("visible-fields")).toHaveText("customer_id, paid_at, status, total");
+  await expect(page.getByTestId("writable-fields")).toHaveText("paid_at, status");
+  await expect(page.getByTestId("conflict-strategy")).toContainText("server-wins");
+  await expect(result.getByRole("row", { name: /^items/ })).toContainText("no");
+  await sim.getByLabel("Record id").fill("no-such-order");
+  await sim.getByRole("button", { name: "Simulate" }).click();
+  await expect(page.getByRole("alert").filter({ hasText: 'There is no record "no-such-order" in collection "orders"' })).toBeVisible();
+
+  // Pasted JSON, another system and collection: the CRM on a northern customer.
+  await sim.getByLabel("System").selectOption("crm");
+  await sim.getByLabel("Collection").selectOption("customers");
+  await sim.getByLabel("Pasted JSON").check();
+  await sim.getByLabel("Record JSON").fill('{"name": "Ann", "region": "north", "credit_limit": 500}');
+  await sim.getByRole("button", { name: "Simulate" }).click();
+  await expect(result).toContainText("crm on customers");
   await expect(page.getByTestId("visible-fields")).toHaveText("all fields");
   await expect(page.getByTestId("writable-fields")).toHaveText("address, email, name, phone, region, segment");
   await expect(page.getByTestId("conflict-strategy")).toContainText("field-merge, falling back to manual");
-
-  // Pasted JSON, another system: billing reads only its fields.
-  await sim.getByLabel("System").selectOption("billing");
-  await sim.getByLabel("Pasted JSON").check();
-  await sim.getByLabel("Record JSON").fill('{"name": "Ann", "phone": "1", "credit_limit": 500}');
-  await sim.getByRole("button", { name: "Simulate" }).click();
-  await expect(result).toContainText("billing on customers");
-  await expect(page.getByTestId("visible-fields")).toHaveText("credit_limit, email, name, region, vat_id");
-  await expect(page.getByTestId("conflict-strategy")).toContainText("priority");
-  await expect(result.getByRole("row", { name: /phone/ })).toContainText("no");
   await sim.getByLabel("Record JSON").fill("[1, 2]");
   await sim.getByRole("button", { name: "Simulate" }).click();
   await expect(page.getByRole("alert").filter({ hasText: "must be a JSON object" })).toBeVisible();
 
-  // A draft in which the web shop also reads northern customers: simulate it, then count its impact.
-  const draft = example.replace(`read: {where: "source == 'web'"`, `read: {where: "source == 'web' or region == 'north'"`);
-  const editor = page.getByRole("textbox", { name: "Policy YAML" });
-  await editor.click();
-  await page.keyboard.press("ControlOrMeta+a");
-  await page.keyboard.insertText(draft);
+  // A draft in which the warehouse also reads new orders: simulate it, then count its impact.
+  const draft = example.replace(`read: {where: "status in ['paid', 'packed', 'shipped'] and total > 0"`, `read: {where: "status in ['new', 'paid', 'packed', 'shipped'] and total > 0"`);
+  expect(draft).not.toBe(example);
+  await setEditorText(page, draft);
   await expect(page.getByTestId("validation-status")).toContainText("Valid");
   await sim.getByLabel("Policy").selectOption("draft");
-  await sim.getByLabel("System").selectOption("webshop");
-  await sim.getByLabel("Record JSON").fill('{"name": "Sue", "region": "north", "phone": "5"}');
+  await sim.getByLabel("System").selectOption("warehouse");
+  await sim.getByLabel("Collection").selectOption("orders");
+  await sim.getByLabel("Record JSON").fill('{"status": "new", "total": 40, "items": []}');
   await sim.getByRole("button", { name: "Simulate" }).click();
-  await expect(result).toContainText("webshop on customers, under the draft");
+  await expect(result).toContainText("warehouse on orders, under the draft");
   await expect(result.locator('tr[data-action="read"]')).toContainText("allowed");
+  await expect(page.getByTestId("visible-fields")).toHaveText("items, shipping_address, status, tracking");
   await page.getByRole("button", { name: "Compute access impact" }).click();
   const impact = page.getByTestId("access-impact");
-  await expect(impact.getByRole("row", { name: /webshop customers/ })).toContainText(/\+\d/);
-  await page.getByTestId("simulation-result").scrollIntoViewIfNeeded();
+  await expect(impact.getByRole("row", { name: /warehouse orders/ })).toContainText(/\+\d/);
   await page.screenshot({ path: "test-results/screenshots/policy-simulator.png", fullPage: true });
 });
