@@ -79,7 +79,11 @@ export function simulateRecord(
     },
     delete: {
       allowed: deletion.ok,
-      reason: deletion.ok ? "a write rule covering this record allows every field" : deletion.reason,
+      reason: deletion.ok
+        ? "a write rule covering this record allows every field"
+        : mayWrite
+          ? deletion.reason
+          : `deleting is a write: ${writeScope.grants.length === 0 ? `no rule gives ${system} write access to ${collection}` : `the record is outside every write range (${ranges(writeScope)})`}`,
     },
     visibleFields: listFields(readFields),
     writableFields: listFields(writeFields),

@@ -168,7 +168,7 @@ function SimulationResult({ sim }: { sim: SimulationView }) {
               <Td>
                 <DecisionBadge d={sim[a]} />
               </Td>
-              <Td className="whitespace-normal text-slate-600">{sim[a].reason}</Td>
+              <Td className="min-w-[20rem] whitespace-normal! text-slate-600">{sim[a].reason}</Td>
             </tr>
           ))}
         </tbody>

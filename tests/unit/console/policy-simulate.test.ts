@@ -33,6 +33,7 @@ describe("simulateRecord", () => {
     expect([sim.read.allowed, sim.write.allowed, sim.delete.allowed]).toEqual([true, false, false]);
     expect(sim.write.reason).toContain("region in ['north', 'east']");
     expect(sim.writableFields).toEqual([]);
+    expect(sim.delete.reason).toBe("deleting is a write: the record is outside every write range (where region in ['north', 'east'])");
   });
 
   it("billing sees only its fields, and gets its rule's conflict override", () => {

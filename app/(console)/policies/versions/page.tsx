@@ -61,7 +61,7 @@ export default async function PolicyVersionsPage({ searchParams }: { searchParam
                 <Badge tone={v.source === "rollback" ? "amber" : v.source === "console" ? "indigo" : "gray"}>{v.source}</Badge>
                 {v.rolledBackFrom !== null ? <span className="ml-1 text-xs text-slate-500">to v{v.rolledBackFrom}</span> : null}
               </Td>
-              <Td className="max-w-md truncate whitespace-normal text-slate-700" title={v.comment ?? undefined}>
+              <Td className="max-w-md min-w-[16rem] whitespace-normal! text-slate-700">
                 {v.comment ?? <span className="text-slate-400">no comment</span>}
               </Td>
             </tr>
