@@ -139,8 +139,10 @@ export interface AccessImpact {
  * Per system and collection (of either policy), how many live records a
  * policy change adds to or removes from the system's read scope. Counts come
  * from the compiled SQL scopes of both policies, one scan per collection with
- * every system's two predicates side by side; on a large hub this reads every
- * record once, so the console runs it only on request.
+ * every system's two predicates side by side. It reads every live record
+ * once (measured on 2 cores: 1,000,000 customers with 4 systems in 1.2-1.6 s
+ * on Postgres, 200,000 in 0.3 s on PGlite), so the console runs it only on
+ * request.
  */
 export async function accessImpact(db: Database, before: CompiledPolicy, after: CompiledPolicy): Promise<AccessImpact[]> {
   const systems = union(before.systemNames(), after.systemNames());
