@@ -131,7 +131,7 @@ test("write a policy with an error, see it at its line, fix it, see the diff, ac
   await viewer.close();
 });
 
-test("the simulator shows decisions, fields and the conflict strategy; the impact of a draft is counted on request", async ({ page }) => {
+test("the simulator shows decisions, fields and the conflict strategy; the impact of a draft is counted on request; a stale draft is refused", async ({ page }) => {
   await ensureExampleActive(page.request);
   // A record of the hub: a new order placed by the web shop (orders, which no other spec touches).
   const key = await page.request.post("/api/admin/systems/webshop/keys", { headers: admin });
@@ -195,4 +195,13 @@ test("the simulator shows decisions, fields and the conflict strategy; the impac
   const impact = page.getByTestId("access-impact");
   await expect(impact.getByRole("row", { name: /warehouse orders/ })).toContainText(/\+\d/);
   await page.screenshot({ path: "test-results/screenshots/policy-simulator.png", fullPage: true });
+
+  // Someone else activates meanwhile: this draft's activation is refused and changes nothing.
+  const other = await page.request.put("/api/admin/policy?comment=meanwhile", { headers: admin, data: `${example}# meanwhile\n` });
+  expect(other.status()).toBe(200);
+  const meanwhile = ((await other.json()) as { version: number }).version;
+  await page.getByLabel("Comment").fill("warehouse reads new orders");
+  await page.getByRole("button", { name: "Activate draft" }).click();
+  await expect(page.getByRole("alert").filter({ hasText: `but version ${meanwhile} is active now. Nothing was changed` })).toBeVisible();
+  expect((await activePolicy(page.request)).version).toBe(meanwhile);
 });
