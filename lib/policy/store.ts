@@ -27,6 +27,12 @@ export interface ActivateInput {
   rolledBackFrom?: number | null;
   /** Activate only when no policy exists yet (first start); otherwise do nothing. */
   onlyIfNone?: boolean;
+  /**
+   * The active version the new text was written against (the console's
+   * draft). Checked inside the activation transaction, under the activation
+   * lock, so a concurrent activation cannot be silently overwritten.
+   */
+  expectedVersion?: number | null;
 }
 
 export interface ActivateResult {
@@ -57,6 +63,14 @@ export async function activatePolicy(db: Database, input: ActivateInput): Promis
       .orderBy(desc(policyVersions.version))
       .limit(1);
     if (latest && input.onlyIfNone) return null;
+    const expected = input.expectedVersion;
+    if (expected !== undefined && expected !== null && (latest?.version ?? 0) !== expected) {
+      throw new ServiceError(
+        "conflict",
+        `The active policy changed meanwhile: this change was made against version ${expected}, but version ${latest?.version ?? 0} is active now. Nothing was changed; reload the active version, check it, and try again.`,
+        { expectedVersion: expected, activeVersion: latest?.version ?? 0 },
+      );
+    }
     const next = (latest?.version ?? 0) + 1;
     await tx.insert(policyVersions).values({
       version: next,
@@ -95,7 +109,7 @@ export async function dryRunPolicy(yaml: string): Promise<{ warnings: PolicyIssu
 /** Activates the text of an earlier version again, as a new version. */
 export async function rollbackPolicy(
   db: Database,
-  input: { toVersion: number; actor: string; comment?: string | null },
+  input: { toVersion: number; actor: string; comment?: string | null; expectedVersion?: number | null },
 ): Promise<ActivateResult> {
   const [row] = await db.select().from(policyVersions).where(eq(policyVersions.version, input.toVersion));
   if (!row) throw new ServiceError("not_found", `There is no policy version ${input.toVersion} to roll back to.`);
@@ -105,6 +119,7 @@ export async function rollbackPolicy(
     source: "rollback",
     comment: input.comment ?? `rollback to version ${input.toVersion}`,
     rolledBackFrom: input.toVersion,
+    expectedVersion: input.expectedVersion ?? null,
   });
 }
 
