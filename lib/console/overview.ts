@@ -210,6 +210,8 @@ export async function activityCharts(db: Database, options: { system?: string; n
 // ---------------------------------------------------------------------------
 
 export interface Overview {
+  /** When the figures were read (the page's "now" for ages). */
+  generatedAt: Date;
   policyVersion: number;
   systems: SystemStatus[];
   charts: ActivityCharts;
@@ -219,6 +221,7 @@ export interface Overview {
 export async function getOverview(db: Database, policy: ActivePolicy, now = new Date()): Promise<Overview> {
   const charts = await activityCharts(db, { now });
   return {
+    generatedAt: now,
     policyVersion: policy.version,
     systems: await listSystemStatus(db, policy),
     charts,
