@@ -50,7 +50,7 @@ export default async function SystemPage({ params }: { params: Promise<{ name: s
         actions={<SystemStateBadge error={status.error} lastSyncAt={status.lastSyncAt} />}
       />
 
-      <div className="mb-6 grid grid-cols-1 gap-4 md:grid-cols-3">
+      <div className="mb-6 grid grid-cols-1 gap-4 md:grid-cols-2 xl:grid-cols-4">
         <Fact label="Last push">
           <Time value={status.lastPushAt} />
         </Fact>
@@ -70,6 +70,12 @@ export default async function SystemPage({ params }: { params: Promise<{ name: s
             <span className="text-slate-400">none</span>
           )}
         </Fact>
+        <Fact label="Behind (changes not pulled)">
+          {status.lag.length === 0 ? <span className="text-slate-400">reads nothing</span> : null}
+          {status.lag.map((l) => (
+            <LagBadge key={l.collection} collection={l.collection} count={l.behind.count} capped={l.behind.capped} />
+          ))}
+        </Fact>
       </div>
 
       <section className="mb-6">
@@ -82,13 +88,11 @@ export default async function SystemPage({ params }: { params: Promise<{ name: s
               <Th>Write</Th>
               <Th>Delete</Th>
               <Th>Conflicts</Th>
-              <Th>Behind</Th>
             </tr>
           </thead>
           <tbody className="divide-y divide-slate-100">
-            {detail.rights.length === 0 ? <EmptyRow colSpan={6}>No rule gives {system} any collection.</EmptyRow> : null}
+            {detail.rights.length === 0 ? <EmptyRow colSpan={5}>No rule gives {system} any collection.</EmptyRow> : null}
             {detail.rights.map((r) => {
-              const lag = status.lag.find((l) => l.collection === r.collection);
               return (
                 <tr key={r.collection} data-testid={`rights-${r.collection}`}>
                   <Td className="font-medium">{r.collection}</Td>
@@ -105,7 +109,6 @@ export default async function SystemPage({ params }: { params: Promise<{ name: s
                     <Badge tone="indigo">{r.strategy}</Badge>
                     {r.strategy === "field-merge" ? <span className="ml-1 text-xs text-slate-500">then {r.fallback}</span> : null}
                   </Td>
-                  <Td>{lag ? <LagBadge collection={r.collection} count={lag.behind.count} capped={lag.behind.capped} /> : "—"}</Td>
                 </tr>
               );
             })}
@@ -113,7 +116,7 @@ export default async function SystemPage({ params }: { params: Promise<{ name: s
         </Table>
       </section>
 
-      <div className="mb-6 grid grid-cols-1 gap-6 xl:grid-cols-2">
+      <div className="mb-6 grid grid-cols-1 gap-6">
         <Card title="API keys">
           {canIssue ? (
             <div className="mb-4">
@@ -198,7 +201,7 @@ function Fact({ label, children }: { label: string; children: ReactNode }) {
   return (
     <div className="rounded-lg border border-slate-200 bg-white p-3 text-sm shadow-sm">
       <p className="text-xs font-medium uppercase tracking-wide text-slate-500">{label}</p>
-      <p className="mt-1">{children}</p>
+      <div className="mt-1">{children}</div>
     </div>
   );
 }
