@@ -89,7 +89,7 @@ test("an admin uploads an offline site's bundle, sees a summary and downloads th
   });
   await page.getByRole("button", { name: "Apply bundle" }).click();
   const summary = page.getByTestId("bundle-summary");
-  await expect(summary).toContainText(`Applied bundle ${bundleId}: 1 changes`);
+  await expect(summary).toContainText(`Applied bundle ${bundleId}: 1 change, 0 conflicts`);
   await expect(summary).toContainText("orders: 1 applied");
 
   const downloading = page.waitForEvent("download");
@@ -108,4 +108,8 @@ test("an admin uploads an offline site's bundle, sees a summary and downloads th
   // The same file again is refused as a replay, with the hub's message.
   await page.getByRole("button", { name: "Apply bundle" }).click();
   await expect(page.getByRole("alert").filter({ hasText: "already applied" })).toBeVisible();
+
+  // The bundle's pull brought the site up to date: nothing of orders is left behind.
+  await page.reload();
+  await expect(page.getByTestId("system-lag")).toContainText("orders0");
 });

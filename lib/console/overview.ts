@@ -46,6 +46,8 @@ export interface SystemStatus {
 
 /** The status of every system the active policy declares, in policy order. */
 export async function listSystemStatus(db: Database, policy: ActivePolicy, only?: string): Promise<SystemStatus[]> {
+  // Cursors noted in the last few seconds are still in memory: write them first, so lag is current.
+  await flushActivity(db);
   const compiled = policy.compiled;
   const names = compiled.systemNames().filter((n) => only === undefined || n === only);
   if (names.length === 0) return [];

@@ -105,7 +105,7 @@ export default async function AuditPage({ searchParams }: { searchParams: Promis
       <Pagination
         prevHref={page.newer !== null ? href(query, { after: page.newer }) : null}
         nextHref={page.older !== null ? href(query, { before: page.older }) : null}
-        summary={`${page.entries.length} entries on this page`}
+        summary={`${page.entries.length} ${page.entries.length === 1 ? "entry" : "entries"} on this page`}
       />
     </>
   );

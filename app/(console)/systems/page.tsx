@@ -44,8 +44,8 @@ export default async function SystemsPage() {
               </Td>
               <Td>{s.displayName}</Td>
               <Td className="text-right tabular-nums">{s.priority}</Td>
-              <Td className="text-right tabular-nums">{s.reads} collections</Td>
-              <Td className="text-right tabular-nums">{s.writes} collections</Td>
+              <Td className="text-right tabular-nums">{plural(s.reads, "collection")}</Td>
+              <Td className="text-right tabular-nums">{plural(s.writes, "collection")}</Td>
               <Td className="text-right">
                 <Badge tone={s.activeKeys > 0 ? "blue" : "gray"}>{s.activeKeys}</Badge>
               </Td>
@@ -61,4 +61,8 @@ export default async function SystemsPage() {
       </Table>
     </>
   );
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }

@@ -69,7 +69,8 @@ export function BundleUpload({ system }: { system: string }) {
       {summary ? (
         <div className="rounded-md border border-emerald-200 bg-emerald-50 p-3 text-sm text-emerald-900" data-testid="bundle-summary">
           <p className="font-medium">
-            Applied bundle {summary.bundleId}: {summary.changes} changes, {summary.conflicts} conflicts (policy version {summary.policyVersion}).
+            Applied bundle {summary.bundleId}: {plural(summary.changes, "change")}, {plural(summary.conflicts, "conflict")} (policy version{" "}
+            {summary.policyVersion}).
           </p>
           <ul className="mt-1 list-disc pl-5">
             {Object.entries(summary.results).map(([collection, byStatus]) => (
@@ -82,7 +83,7 @@ export function BundleUpload({ system }: { system: string }) {
             ))}
             {Object.entries(summary.pulled).map(([collection, n]) => (
               <li key={`pulled-${collection}`}>
-                {collection}: {n} changes go back to the site
+                {collection}: {plural(n, "change")} go back to the site
               </li>
             ))}
           </ul>
@@ -97,4 +98,8 @@ export function BundleUpload({ system }: { system: string }) {
       ) : null}
     </div>
   );
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }

@@ -70,7 +70,7 @@ export default async function SystemPage({ params }: { params: Promise<{ name: s
             <span className="text-slate-400">none</span>
           )}
         </Fact>
-        <Fact label="Behind (changes not pulled)">
+        <Fact label="Behind (changes not pulled)" testId="system-lag">
           {status.lag.length === 0 ? <span className="text-slate-400">reads nothing</span> : null}
           {status.lag.map((l) => (
             <LagBadge key={l.collection} collection={l.collection} count={l.behind.count} capped={l.behind.capped} />
@@ -197,9 +197,9 @@ export default async function SystemPage({ params }: { params: Promise<{ name: s
   );
 }
 
-function Fact({ label, children }: { label: string; children: ReactNode }) {
+function Fact({ label, children, testId }: { label: string; children: ReactNode; testId?: string }) {
   return (
-    <div className="rounded-lg border border-slate-200 bg-white p-3 text-sm shadow-sm">
+    <div className="rounded-lg border border-slate-200 bg-white p-3 text-sm shadow-sm" data-testid={testId}>
       <p className="text-xs font-medium uppercase tracking-wide text-slate-500">{label}</p>
       <div className="mt-1">{children}</div>
     </div>
