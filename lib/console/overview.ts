@@ -181,30 +181,38 @@ export async function activityCharts(db: Database, options: { system?: string; n
   const dayFrom = hourStart - 23 * HOUR_MS;
   const hourFrom = minuteStart - 59 * MINUTE_MS;
 
-  const where = [gte(activity.bucket, new Date(dayFrom))];
-  if (options.system !== undefined) where.push(eq(activity.system, options.system));
-  const rows = await db
+  const bySystem = options.system === undefined ? [] : [eq(activity.system, options.system)];
+  // Summed in SQL to the chart's resolution: 24 × kinds rows by hour, 60 × kinds by minute.
+  // Hours in UTC whatever the session's time zone; as epoch milliseconds, which both drivers return alike.
+  const hourBucket = sql<number | string>`extract(epoch from date_trunc('hour', ${activity.bucket}, 'UTC')) * 1000`;
+  const byHour = await db
+    .select({ bucket: hourBucket, kind: activity.kind, count: sql<number | string>`sum(${activity.count})` })
+    .from(activity)
+    .where(and(gte(activity.bucket, new Date(dayFrom)), ...bySystem))
+    .groupBy(hourBucket, activity.kind);
+  const byMinute = await db
     .select({ bucket: activity.bucket, kind: activity.kind, count: sql<number | string>`sum(${activity.count})` })
     .from(activity)
-    .where(and(...where))
+    .where(and(gte(activity.bucket, new Date(hourFrom)), ...bySystem))
     .groupBy(activity.bucket, activity.kind);
 
   const day = Array.from({ length: 24 }, (_, i) => emptyPoint(dayFrom + i * HOUR_MS));
   const hour = Array.from({ length: 60 }, (_, i) => emptyPoint(hourFrom + i * MINUTE_MS));
   const totals = { pushes: 0, pulls: 0, conflicts: 0, errors: 0 };
-  for (const row of rows) {
+  for (const row of byHour) {
     const series = seriesOf(row.kind);
     if (!series) continue;
     const n = Number(row.count);
-    const at = row.bucket.getTime();
-    const d = day[Math.floor((at - dayFrom) / HOUR_MS)];
+    const d = day[Math.round((Number(row.bucket) - dayFrom) / HOUR_MS)];
     if (d) d[series] += n;
-    if (at >= hourFrom) {
-      const m = hour[Math.floor((at - hourFrom) / MINUTE_MS)];
-      if (m) m[series] += n;
-    }
     if (series === "pushes" || series === "pulls" || series === "errors") totals[series] += n;
     else totals.conflicts += n;
+  }
+  for (const row of byMinute) {
+    const series = seriesOf(row.kind);
+    if (!series) continue;
+    const m = hour[Math.floor((row.bucket.getTime() - hourFrom) / MINUTE_MS)];
+    if (m) m[series] += Number(row.count);
   }
   return { day, hour, totals };
 }
