@@ -13,7 +13,7 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { listAudit } from "../lib/console/audit";
-import { getOverview } from "../lib/console/overview";
+import { activityCharts, countPendingConflicts, getOverview, listSystemStatus } from "../lib/console/overview";
 import { getSystemDetail, listSystems } from "../lib/console/systems";
 import { openDatabase } from "../lib/db/client";
 import { activatePolicy, getActivePolicy } from "../lib/policy/store";
@@ -83,6 +83,9 @@ async function main() {
     const deep = await listAudit(db, { before: 500 });
     const cases: [string, () => Promise<unknown>][] = [
       ["overview (getOverview)", () => getOverview(db, policy)],
+      ["  of which: systems, last sync, lag", () => listSystemStatus(db, policy)],
+      ["  of which: activity charts (24 h, 1 h)", () => activityCharts(db)],
+      ["  of which: pending conflicts count", () => countPendingConflicts(db)],
       ["systems list (listSystems)", () => listSystems(db, policy)],
       ["system page, billing (getSystemDetail)", () => getSystemDetail(db, policy, "billing")],
       ["system page, warehouse never pulled", () => getSystemDetail(db, policy, "warehouse")],
