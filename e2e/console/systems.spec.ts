@@ -113,3 +113,17 @@ test("an admin uploads an offline site's bundle, sees a summary and downloads th
   await page.reload();
   await expect(page.getByTestId("system-lag")).toContainText("orders0");
 });
+
+test("the upload route reads bodies past the server-action limit and refuses more than 64 MiB", async ({ page, baseURL }) => {
+  const url = "/api/console/systems/webshop/bundles";
+  const headers = { origin: baseURL ?? "", "content-type": "application/json" };
+  // 12 MiB of blanks: read whole, then refused as not a bundle (not cut off by a framework body limit).
+  const large = await page.request.post(url, { headers, data: Buffer.alloc(12 * 1024 * 1024, 0x20) });
+  expect(large.status()).toBe(400);
+  expect(((await large.json()) as { error: { code: string } }).error.code).toBe("invalid_request");
+  const tooLarge = await page.request.post(url, { headers, data: Buffer.alloc(64 * 1024 * 1024 + 1, 0x20) });
+  expect(tooLarge.status()).toBe(413);
+  // Without the page's origin a cookie-authenticated upload is refused.
+  const foreign = await page.request.post(url, { headers: { origin: "https://evil.example" }, data: "{}" });
+  expect(foreign.status()).toBe(403);
+});
