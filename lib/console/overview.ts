@@ -56,21 +56,31 @@ export async function listSystemStatus(db: Database, policy: ActivePolicy, only?
   const cursorRows = await db.select().from(systemCursors).where(inArray(systemCursors.system, names));
   const cursors = new Map(cursorRows.map((c) => [`${c.system}\u0000${c.collection}`, c]));
 
+  // Independent bounded counts: on Postgres they run side by side on the pool.
+  const lags = await Promise.all(
+    names.map((name) =>
+      Promise.all(
+        compiled
+          .collectionNames()
+          // Lag is about the feed: only collections the system may read have one.
+          .filter((collection) => describeScope(compiled.scope(name, collection, "read")) !== null)
+          .map(async (collection): Promise<CollectionLag> => {
+            const cursor = cursors.get(`${name}\u0000${collection}`);
+            return {
+              collection,
+              behind: await countChangesAfter(db, collection, cursor?.seq ?? 0),
+              cursor: cursor?.seq ?? null,
+              pulledAt: cursor?.at ?? null,
+            };
+          }),
+      ),
+    ),
+  );
+
   const result: SystemStatus[] = [];
-  for (const name of names) {
+  for (const [i, name] of names.entries()) {
     const row = byName.get(name);
-    const lag: CollectionLag[] = [];
-    for (const collection of compiled.collectionNames()) {
-      // Lag is about the feed: only collections the system may read have one.
-      if (describeScope(compiled.scope(name, collection, "read")) === null) continue;
-      const cursor = cursors.get(`${name}\u0000${collection}`);
-      lag.push({
-        collection,
-        behind: await countChangesAfter(db, collection, cursor?.seq ?? 0),
-        cursor: cursor?.seq ?? null,
-        pulledAt: cursor?.at ?? null,
-      });
-    }
+    const lag = lags[i] ?? [];
     const lastPushAt = row?.lastPushAt ?? null;
     const lastPullAt = row?.lastPullAt ?? null;
     const lastSyncAt = latest(lastPushAt, lastPullAt);
