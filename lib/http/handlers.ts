@@ -9,7 +9,7 @@ import { bearerToken } from "../auth/secrets";
 import { env } from "../env";
 import { ServiceError } from "../errors";
 import { getHub, type Hub } from "../hub";
-import { noteSystemError } from "../sync/activity";
+import { noteSystemError, noteSystemSuccess } from "../sync/activity";
 import { errorResponse } from "./respond";
 import { rateLimiter } from "./rate-limit";
 
@@ -148,6 +148,7 @@ export function withSystem<P>(
       }
       const response = await handler({ db: hub.db, system, policy, keyPrefix: prefix }, request, await args.params);
       response.headers.set(POLICY_VERSION_HEADER, String(policy.version));
+      if (response.ok) await noteSystemSuccess(hub.db, system);
       return response;
     } catch (error) {
       const response = errorResponse(error, policyVersion === undefined ? undefined : { [POLICY_VERSION_HEADER]: String(policyVersion) });

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { and, eq, isNotNull, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { activity, systemCursors, systems } from "../db/schema";
 import { log } from "../log";
@@ -24,13 +24,39 @@ interface Pending {
   flushing: Promise<void> | null;
 }
 
-const pending = new WeakMap<Database, Pending>();
+/** Counts made against a transaction, held until it commits (see deferActivity). */
+type DeferredCall =
+  | { kind: "count"; system: string; what: string; n: number; at: number }
+  | { kind: "cursor"; system: string; collection: string; seq: number; at: number };
+
+interface ActivityState {
+  pending: WeakMap<Database, Pending>;
+  deferred: WeakMap<Database, DeferredCall[]>;
+  errorNoted: WeakMap<Database, Map<string, number>>;
+  /** Systems whose stored error state is known to be clear, per database. */
+  clean: WeakMap<Database, Set<string>>;
+}
+
+/*
+ * Next.js loads a module once for route handlers and again for pages (separate
+ * module graphs in one process). Module-level maps would give the process two
+ * sets of counters, and the console's flush would not see the routes' counts:
+ * the state lives on globalThis under a registered symbol instead.
+ */
+const STATE_KEY = Symbol.for("concord.sync.activity");
+const holder = globalThis as typeof globalThis & { [STATE_KEY]?: ActivityState };
+const shared: ActivityState = (holder[STATE_KEY] ??= {
+  pending: new WeakMap(),
+  deferred: new WeakMap(),
+  errorNoted: new WeakMap(),
+  clean: new WeakMap(),
+});
 
 function stateOf(db: Database): Pending {
-  let state = pending.get(db);
+  let state = shared.pending.get(db);
   if (!state) {
     state = { counts: new Map(), cursors: new Map(), timer: null, flushing: null };
-    pending.set(db, state);
+    shared.pending.set(db, state);
   }
   return state;
 }
@@ -44,9 +70,42 @@ function schedule(db: Database, state: Pending): void {
   state.timer.unref();
 }
 
+export interface DeferredActivity {
+  /** Counts what was noted against the transaction on the hub's own database (call after commit). */
+  commit(db: Database): void;
+}
+
+/**
+ * Sync verbs count against `ctx.db`. When that is a transaction (a bundle
+ * applies its pushes and pulls in one), counting against it would leave the
+ * counts on an object that is gone after commit, and the periodic flush would
+ * fail on it forever. Inside `deferActivity(tx)` counts against `tx` are kept
+ * aside; `commit(hubDb)` counts them for real once the transaction committed,
+ * and a rolled-back transaction's counts are simply dropped with it.
+ */
+export function deferActivity(tx: Database): DeferredActivity {
+  const calls: DeferredCall[] = [];
+  shared.deferred.set(tx, calls);
+  return {
+    commit(db) {
+      shared.deferred.delete(tx);
+      for (const c of calls) {
+        if (c.kind === "count") countActivity(db, c.system, c.what, c.n, c.at);
+        else noteCursor(db, c.system, c.collection, c.seq, c.at);
+      }
+      calls.length = 0;
+    },
+  };
+}
+
 /** Counts `n` events of `kind` for `system` in the current minute. */
 export function countActivity(db: Database, system: string, kind: string, n = 1, at = Date.now()): void {
   if (n <= 0) return;
+  const deferred = shared.deferred.get(db);
+  if (deferred) {
+    deferred.push({ kind: "count", system, what: kind, n, at });
+    return;
+  }
   const state = stateOf(db);
   const key = `${Math.floor(at / BUCKET_MS) * BUCKET_MS}\u0000${system}\u0000${kind}`;
   state.counts.set(key, (state.counts.get(key) ?? 0) + n);
@@ -55,6 +114,11 @@ export function countActivity(db: Database, system: string, kind: string, n = 1,
 
 /** Notes that `system` has been sent the changes of `collection` up to `seq`. */
 export function noteCursor(db: Database, system: string, collection: string, seq: number, at = Date.now()): void {
+  const deferred = shared.deferred.get(db);
+  if (deferred) {
+    deferred.push({ kind: "cursor", system, collection, seq, at });
+    return;
+  }
   const state = stateOf(db);
   const key = `${system}\u0000${collection}`;
   const before = state.cursors.get(key);
@@ -113,8 +177,6 @@ export async function flushActivity(db: Database): Promise<void> {
   await state.flushing;
 }
 
-const errorNoted = new WeakMap<Database, Map<string, number>>();
-
 /**
  * Records that a request of `system` was answered with an error, for the
  * console's error state: at most one write per system every 5 seconds, and a
@@ -122,8 +184,9 @@ const errorNoted = new WeakMap<Database, Map<string, number>>();
  */
 export async function noteSystemError(db: Database, system: string, code: string, message: string): Promise<void> {
   countActivity(db, system, "error");
-  const noted = errorNoted.get(db) ?? new Map<string, number>();
-  errorNoted.set(db, noted);
+  shared.clean.get(db)?.delete(system);
+  const noted = shared.errorNoted.get(db) ?? new Map<string, number>();
+  shared.errorNoted.set(db, noted);
   const now = Date.now();
   if ((noted.get(system) ?? 0) > now - 5_000) return;
   noted.set(system, now);
@@ -135,5 +198,31 @@ export async function noteSystemError(db: Database, system: string, code: string
       .onConflictDoUpdate({ target: systems.name, set: { lastError: text, lastErrorAt: new Date(now) } });
   } catch (error) {
     log.warn(`could not record the error state of system "${system}": ${(error as Error).message}`);
+  }
+}
+
+/**
+ * A request of `system` succeeded: clears its stored error state, so the
+ * console's error badge goes once the system works again. One conditional
+ * write per system after each error (and after a start), not one per request.
+ */
+export async function noteSystemSuccess(db: Database, system: string): Promise<void> {
+  let clean = shared.clean.get(db);
+  if (!clean) {
+    clean = new Set();
+    shared.clean.set(db, clean);
+  }
+  if (clean.has(system)) return;
+  clean.add(system);
+  // The next error is written at once, not held back by the 5-second throttle.
+  shared.errorNoted.get(db)?.delete(system);
+  try {
+    await db
+      .update(systems)
+      .set({ lastError: null })
+      .where(and(eq(systems.name, system), isNotNull(systems.lastError)));
+  } catch (error) {
+    clean.delete(system);
+    log.warn(`could not clear the error state of system "${system}": ${(error as Error).message}`);
   }
 }

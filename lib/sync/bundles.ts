@@ -14,6 +14,7 @@ import {
   type ResponseBundle,
   type UnsealedResponseBundle,
 } from "./bundle-format";
+import { deferActivity, type DeferredActivity } from "./activity";
 import { parseCheckpoint, pullChanges } from "./changes";
 import type { SyncContext } from "./context";
 import { canonicalSize } from "./digest";
@@ -140,7 +141,10 @@ async function apply(ctx: SyncContext, request: RequestBundle, options: ApplyOpt
   const plan = planBundle(ctx, request);
   const requestChecksum = request.checksum;
 
-  return ctx.db.transaction(async (tx) => {
+  // Activity counted by the pushes and pulls below goes to the hub's database once the bundle committed.
+  let deferred: DeferredActivity | undefined;
+  const response = await ctx.db.transaction(async (tx) => {
+    deferred = deferActivity(tx);
     // One applier per (system, bundle) at a time, on every instance: the second waits, then finds the receipt.
     await tx.execute(
       sql`select pg_advisory_xact_lock(${BUNDLE_LOCK_CLASS}, hashtext(${`${ctx.system}/${request.bundleId.toLowerCase()}`}))`,
@@ -208,6 +212,8 @@ async function apply(ctx: SyncContext, request: RequestBundle, options: ApplyOpt
     }
     return response;
   });
+  deferred?.commit(ctx.db);
+  return response;
 }
 
 interface Plan {

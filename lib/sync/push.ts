@@ -97,10 +97,33 @@ export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: Pus
   const byStatus = new Map<string, number>();
   for (const r of results) byStatus.set(r.status, (byStatus.get(r.status) ?? 0) + 1);
   for (const [status, n] of byStatus) countActivity(ctx.db, ctx.system, `push.${status}`, n);
+  const byOutcome = new Map<ConflictOutcome, number>();
+  for (const r of results) {
+    const outcome = conflictOutcomeOf(r);
+    if (outcome) byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
+  }
+  for (const [outcome, n] of byOutcome) countActivity(ctx.db, ctx.system, `conflict.${outcome}`, n);
   return { results };
 }
 
 class ReceiptRace extends Error {}
+
+/** How a result's conflict was settled, for the activity counts (null: no conflict). */
+function conflictOutcomeOf(result: PushResult): ConflictOutcome | null {
+  if (!result.conflict) return null;
+  switch (result.status) {
+    case "applied":
+      return "client-won";
+    case "merged":
+      return "merged";
+    case "rejected":
+      return "server-won";
+    case "pending":
+      return "pending";
+    default:
+      return null;
+  }
+}
 
 interface PushSettings {
   system: string;
