@@ -45,7 +45,8 @@ export function JsonView({
           >
             <span className="text-indigo-800">{JSON.stringify(key)}</span>
             {": "}
-            {indent(JSON.stringify(value[key], null, 2))}
+            {/* Continuation lines start under the key, so the value's own indentation reads right. */}
+            {JSON.stringify(value[key], null, 2)}
             {i < keys.length - 1 ? "," : ""}
           </div>
         );
@@ -53,10 +54,6 @@ export function JsonView({
       <div>{"}"}</div>
     </div>
   );
-}
-
-function indent(text: string): string {
-  return text.replaceAll("\n", "\n  ");
 }
 
 /** One JSON value inline: `—` when absent, else compact JSON. */

@@ -52,7 +52,7 @@ export default async function ConflictsPage({ searchParams }: { searchParams: Pr
           </Link>
         }
       />
-      <form method="get" action="/conflicts" className="mb-4 grid grid-cols-2 gap-3 rounded-lg border border-slate-200 bg-white p-4 shadow-sm md:grid-cols-7 md:items-end">
+      <form method="get" action="/conflicts" className="mb-4 grid grid-cols-2 gap-3 rounded-lg border border-slate-200 bg-white p-4 shadow-sm md:grid-cols-4 md:items-end">
         <Field label="Status">
           <Select name="status" defaultValue={filters.status ?? ""}>
             <option value="">all</option>
@@ -92,7 +92,7 @@ export default async function ConflictsPage({ searchParams }: { searchParams: Pr
         <Field label="To (UTC)">
           <Input type="datetime-local" name="to" defaultValue={base.to ?? ""} />
         </Field>
-        <div className="flex gap-2">
+        <div className="col-span-2 flex gap-2">
           <button type="submit" className={buttonClass("primary")}>
             Filter
           </button>
