@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gt, gte, lt, notInArray, type SQL } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, gte, lt, notInArray, sql, type SQL } from "drizzle-orm";
 import { union } from "drizzle-orm/pg-core";
 import { z } from "zod";
 import { conflicts, type ConflictOutcome } from "../db/schema";
@@ -144,12 +144,19 @@ export async function listConflictLog(
   const cursor = towardsNewer ? gt(conflicts.id, filters.after!) : filters.before === undefined ? undefined : lt(conflicts.id, filters.before);
   const order = towardsNewer ? asc(conflicts.id) : desc(conflicts.id);
   const where = [...filterConditions(filters), cursor];
+  // A short time range far back in the log: walking the id index from the
+  // newest entry would pass every later conflict (ids and times rise together,
+  // which the planner cannot know). When the range holds few entries, read
+  // them through the created_at index and sort them instead: ordering by
+  // `id + 0` keeps the planner off the id index.
+  const narrow = (filters.from !== undefined || filters.to !== undefined) && (await countInTimeRange(ctx, filters)) < TIME_RANGE_SORT_LIMIT;
+  const branchOrder = narrow ? (towardsNewer ? sql`${conflicts.id} + 0 asc` : sql`${conflicts.id} + 0 desc`) : order;
   const branch = (side?: SQL) =>
     ctx.db
       .select(columns)
       .from(conflicts)
       .where(and(...where, side))
-      .orderBy(order)
+      .orderBy(branchOrder)
       .limit(limit + 1);
   const fetched =
     filters.system === undefined
@@ -169,6 +176,26 @@ export async function listConflictLog(
     newer: towardsNewer ? (hasMore ? first : null) : filters.before !== undefined ? first : null,
     older: towardsNewer ? last : hasMore ? last : null,
   };
+}
+
+/** Up to this many entries in a time range are read through created_at and sorted. */
+export const TIME_RANGE_SORT_LIMIT = 5000;
+
+/** Entries in the filter's time range, counted up to TIME_RANGE_SORT_LIMIT (an index-only scan of created_at). */
+async function countInTimeRange(ctx: ReadContext, f: Partial<ConflictFilters>): Promise<number> {
+  const inRange = ctx.db
+    .select({ one: sql`1` })
+    .from(conflicts)
+    .where(
+      and(
+        f.from === undefined ? undefined : gte(conflicts.createdAt, f.from),
+        f.to === undefined ? undefined : lt(conflicts.createdAt, f.to),
+      ),
+    )
+    .limit(TIME_RANGE_SORT_LIMIT)
+    .as("in_range");
+  const [row] = await ctx.db.select({ n: count() }).from(inRange);
+  return Number(row?.n ?? 0);
 }
 
 /** Pending conflicts in the whole log: an index-only count over (outcome, id). */

@@ -94,7 +94,12 @@ export default async function RecordPage({
                 <Th>Written by</Th>
                 <Th>When</Th>
                 <Th>How</Th>
-                <Th>{canWrite ? "" : null}</Th>
+                <Th>
+                  <span className="sr-only">Diff</span>
+                </Th>
+                <Th>
+                  <span className="sr-only">Restore</span>
+                </Th>
               </tr>
             </thead>
             <tbody className="divide-y divide-slate-100">
@@ -114,6 +119,17 @@ export default async function RecordPage({
                       <span className="ml-2">
                         <Badge tone="red">deleted</Badge>
                       </span>
+                    ) : null}
+                  </Td>
+                  <Td>
+                    {v.version > 1 ? (
+                      <Link
+                        className="text-xs text-indigo-700 hover:underline"
+                        href={`${self}${queryString({ a: v.version - 1, b: v.version, before: q.before })}`}
+                        aria-label={`Changes in version ${v.version}`}
+                      >
+                        changes
+                      </Link>
                     ) : null}
                   </Td>
                   <Td className="text-right">
