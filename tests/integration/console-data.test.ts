@@ -88,6 +88,9 @@ describe("conflict log", () => {
     expect(await list({ from: "2026-01-02", to: "2026-01-04" })).toEqual([c.p1, c.s1]);
     expect(await list({ from: "2026-01-02T12:00", to: "2026-01-02T12:00:01Z" })).toEqual([c.s1]);
     expect(await list({ status: "pending", collection: "orders", from: "2026-01-01T13:00" })).toEqual([c.m2]);
+    expect(await list({ system: "warehouse", from: "2026-01-01", to: "2026-01-05" })).toEqual([c.m2, c.m1]);
+    const newer = await listConflictLog(ctx(), { ...filters({ system: "warehouse", from: "2026-01-01" }), after: c.m1 });
+    expect(ids(newer.rows)).toEqual([c.m2]);
   });
 
   it("reports bad filter values in sentences and applies the good ones", async () => {
