@@ -80,10 +80,13 @@ test("two systems collide on an order; an admin finds the pending conflict, a st
   const merged = { ...order, status: "packed", tracking: "TR-1", paid_at: "2026-11-27" };
   await editor.fill(JSON.stringify(merged, null, 2));
   await page.getByRole("button", { name: "Save merge" }).click();
-  await expect(page.getByRole("status").filter({ hasText: "is resolved with custom data, written as version 5" })).toBeVisible();
+  const resolution = page.getByTestId("resolution");
+  await expect(resolution).toContainText("Resolved by alice");
+  await expect(resolution).toContainText("a merge edited by the operator; the record is at version 5");
   await expect(page.getByTestId("conflict-outcome")).toHaveText("resolved with custom");
   await expect(page.getByTestId("resolved-by")).toHaveText("alice");
   await expect(page.getByRole("button", { name: "Keep server" })).toHaveCount(0);
+  await page.screenshot({ path: "test-results/screenshots/conflict-resolved.png", fullPage: true });
 
   // The log shows the result and the operator; the record's history the new version.
   await page.goto("/conflicts?status=resolved&collection=orders");

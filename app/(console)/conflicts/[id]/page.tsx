@@ -14,6 +14,12 @@ import { ResolveForm } from "./resolve-form";
 
 export const metadata = { title: "Conflict · Concord" };
 
+const RESOLUTION_TEXT: Record<string, string> = {
+  server: "the server's copy",
+  client: "the client's change",
+  custom: "a merge edited by the operator",
+};
+
 function recordHref(collection: string, id: string) {
   return `/records/${collection}/${encodeURIComponent(id)}`;
 }
@@ -103,6 +109,25 @@ export default async function ConflictPage({ params }: { params: Promise<{ id: s
         <h2 className="mb-2 text-sm font-semibold text-slate-900">Field differences</h2>
         <ThreeWayTable rows={rows} />
       </section>
+
+      {c.status === "resolved" ? (
+        <div className="mb-6" data-testid="resolution">
+          <Alert tone="success">
+            Resolved by <strong>{c.resolvedBy}</strong> at <Time value={c.resolvedAt} /> with {RESOLUTION_TEXT[c.resolution ?? ""] ?? c.resolution}
+            {c.resultVersion !== null ? (
+              <>
+                ; the record is at version {c.resultVersion} after it (
+                <Link className="underline" href={`${recordHref(c.collection, c.recordId)}?a=${c.serverVersion}&b=${c.resultVersion}`}>
+                  see what changed
+                </Link>
+                ).
+              </>
+            ) : (
+              "."
+            )}
+          </Alert>
+        </div>
+      ) : null}
 
       {c.status === "pending" ? (
         canWrite ? (
