@@ -79,6 +79,7 @@ test("browse, search and filter records; diff two versions; restore with confirm
   await expect(page.getByTestId("history-row")).toHaveCount(3);
 
   await row1.getByRole("button", { name: "Restore this version" }).click();
+  await page.screenshot({ path: "test-results/screenshots/record-restore-dialog.png" });
   const action = await captureServerAction(page, async () => {
     await dialog.getByRole("button", { name: "Restore version 1" }).click();
   });

@@ -81,7 +81,7 @@ export default async function RecordPage({
           </Alert>
         </div>
       ) : null}
-      <div className="grid grid-cols-1 gap-6 xl:grid-cols-[minmax(0,2fr)_minmax(0,3fr)]">
+      <div className="grid grid-cols-1 gap-6 xl:grid-cols-[minmax(16rem,1fr)_auto]">
         <Card title={`Current data (version ${record.version})`}>
           <JsonView label="Current data" value={record.data} empty="The record is deleted; restore a version from its history to bring it back." />
         </Card>
@@ -91,7 +91,7 @@ export default async function RecordPage({
             <thead>
               <tr>
                 <Th className="text-right">Version</Th>
-                <Th>Written by</Th>
+                <Th className="whitespace-nowrap">Written by</Th>
                 <Th>When</Th>
                 <Th>How</Th>
                 <Th>

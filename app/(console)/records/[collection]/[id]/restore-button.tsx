@@ -21,7 +21,7 @@ export function RestoreButton({ collection, id, version, current, deleted }: { c
       <dialog
         ref={dialog}
         aria-label={`Restore version ${version}`}
-        className="m-auto max-w-md rounded-lg border border-slate-200 p-5 shadow-xl backdrop:bg-slate-900/40"
+        className="m-auto max-w-md rounded-lg border border-slate-200 p-5 text-left shadow-xl backdrop:bg-slate-900/40"
       >
         <h2 className="text-base font-semibold text-slate-900">Restore version {version}?</h2>
         <p className="mt-2 text-sm whitespace-normal text-slate-700">
