@@ -98,3 +98,29 @@ test("two systems collide on an order; an admin finds the pending conflict, a st
   });
   expect((await history.json()).versions[0]).toMatchObject({ version: 5, origin: "resolution", writtenBy: "operator:alice" });
 });
+
+test("bad addresses and filters get a sentence, not an error page", async ({ page }) => {
+  await page.goto("/conflicts/abc");
+  await expect(page.getByRole("alert").filter({ hasText: '"abc" is not a conflict id' })).toBeVisible();
+  await page.goto("/conflicts/999999");
+  await expect(page.getByRole("alert").filter({ hasText: "There is no conflict 999999" })).toBeVisible();
+  await page.goto("/conflicts?from=2026-02-30&to=soon&before=-1");
+  const alert = page.getByRole("alert").filter({ hasText: "was ignored" });
+  await expect(alert).toContainText('From "2026-02-30" was ignored: that date does not exist');
+  await expect(alert).toContainText('To "soon" was ignored');
+  await page.goto("/records?collection=Not%20A%20Name&field=status");
+  await expect(page.getByRole("alert").filter({ hasText: 'Collection "Not A Name" was ignored' })).toContainText("give a value too");
+  await page.goto("/records/customers/no-such-record");
+  await expect(page.getByRole("alert").filter({ hasText: 'There is no record "no-such-record"' })).toBeVisible();
+});
+
+test.describe("signed out", () => {
+  test.use({ storageState: { cookies: [], origins: [] } });
+
+  test("the conflict and record pages send a stranger to sign-in", async ({ page }) => {
+    for (const path of ["/conflicts", "/conflicts/1", "/records", "/records/customers/c1"]) {
+      await page.goto(path);
+      await expect(page, path).toHaveURL(/\/sign-in/);
+    }
+  });
+});
