@@ -5,7 +5,21 @@ test.describe("sign-in", () => {
   test.use({ storageState: { cookies: [], origins: [] } });
 
   test("every console page sends a stranger to sign-in", async ({ page }) => {
-    for (const path of ["/", "/operators"]) {
+    const paths = [
+      "/",
+      "/systems",
+      "/systems/crm",
+      "/policies",
+      "/policies/versions",
+      "/policies/versions/1",
+      "/conflicts",
+      "/conflicts/1",
+      "/records",
+      "/records/customers/c1",
+      "/audit",
+      "/operators",
+    ];
+    for (const path of paths) {
       await page.goto(path);
       await expect(page, path).toHaveURL(/\/sign-in/);
     }
