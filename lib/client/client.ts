@@ -835,6 +835,7 @@ export class SyncClient {
           body,
           (message) => this.onStreamEvent(message.event, message.data),
           () => backoff.reset(),
+          abort.signal,
         );
       } catch (error) {
         if (error instanceof AuthError) {
