@@ -28,6 +28,8 @@ beforeAll(async () => {
   hub = await startHubProcess({ port: PORT, databasePrefix: "concord_cli_" });
   BASE = hub.base;
   ADMIN = hub.adminToken;
+  const health = (await (await fetch(`${BASE}/api/health`)).json()) as { database: string };
+  expect(health.database).toBe(process.env.DATABASE_URL ? "postgres" : "pglite");
   const res = await fetch(`${BASE}/api/admin/systems/crm/keys`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}` } });
   key = ((await res.json()) as { key: string }).key;
 }, 600_000);
