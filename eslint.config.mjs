@@ -26,6 +26,7 @@ export default defineConfig(
     "playwright-report/**",
     "out/**",
     "coverage/**",
+    "dist/**",
     "next-env.d.ts",
   ]),
 

@@ -4,21 +4,23 @@
  * They edit overlapping records at the same time through the SDK, then the
  * policy changes mid-run and the web shop loses rows. Prints what happened.
  *
- *   npm run demo                                         starts a hub on a fresh embedded database
+ *   npm run demo                                         starts a hub on a fresh embedded database (PGlite)
+ *   npm run demo -- --postgres                           … on a fresh database on the Postgres server of
+ *                                                        DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
+ *                                                        dropped afterwards; DATABASE_URL alone does the same
  *   npm run demo -- --server URL --admin-token TOKEN     uses a running hub (activates the example policy there)
  *   npm run demo -- --rounds 5                           more rounds of concurrent edits
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
+import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { MemoryStore, SyncClient, type SyncReport } from "../lib/client";
 import type { PushResult } from "../lib/sync/protocol";
+import { startHubProcess } from "./hub-process";
 
-const USAGE = "usage: npm run demo [-- --server URL --admin-token TOKEN] [--rounds N] [--port P]";
+const USAGE = "usage: npm run demo [-- --server URL --admin-token TOKEN | --postgres] [--rounds N] [--port P]";
+const DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres";
 
 function fail(message: string): never {
   process.stderr.write(`demo: ${message}\n`);
@@ -33,6 +35,7 @@ function readArgs() {
       "admin-token": { type: "string" },
       rounds: { type: "string", default: "3" },
       port: { type: "string", default: "3291" },
+      postgres: { type: "boolean", default: false },
     },
   });
   const schema = z
@@ -41,8 +44,10 @@ function readArgs() {
       "admin-token": z.string().min(16, "--admin-token must be the hub's admin token (at least 16 characters)").optional(),
       rounds: z.coerce.number().int().min(1).max(20, "--rounds must be 1 to 20"),
       port: z.coerce.number().int().min(1024).max(65535, "--port must be 1024 to 65535"),
+      postgres: z.boolean(),
     })
-    .refine((v) => (v.server === undefined) === (v["admin-token"] === undefined), "--server and --admin-token go together");
+    .refine((v) => (v.server === undefined) === (v["admin-token"] === undefined), "--server and --admin-token go together")
+    .refine((v) => !(v.server && v.postgres), "--postgres starts a hub of its own: leave out --server");
   const parsed = schema.safeParse(values);
   if (!parsed.success) fail(`${parsed.error.issues[0]?.message ?? "invalid arguments"}\n${USAGE}`);
   return parsed.data;
@@ -66,46 +71,19 @@ interface Hub {
   stop(): Promise<void>;
 }
 
+/** The Postgres server the demo's hub gets a fresh database on, or undefined for embedded PGlite. */
+function postgresServer(): string | undefined {
+  const url = process.env.DATABASE_URL?.trim();
+  return url || (args.postgres ? DEFAULT_POSTGRES : undefined);
+}
+
 async function startHub(): Promise<Hub> {
-  const dir = await mkdtemp(path.join(tmpdir(), "concord-demo-"));
-  const admin = `demo-${randomBytes(16).toString("hex")}`;
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(args.port), ADMIN_TOKEN: admin, PGLITE_DIR: path.join(dir, "pglite"), NEXT_TELEMETRY_DISABLED: "1" };
-  delete env.DATABASE_URL;
-  delete env.CONCORD_DEFAULT_POLICY;
-  const child: ChildProcess = spawn("node", ["scripts/start.mjs"], { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-  let log = "";
-  child.stdout?.on("data", (d: Buffer) => (log += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
-  const base = `http://127.0.0.1:${args.port}`;
-  const stop = async () => {
-    if (child.pid && child.exitCode === null) {
-      try {
-        process.kill(-child.pid, "SIGTERM");
-      } catch {
-        // already gone
-      }
-      await new Promise((r) => setTimeout(r, 300));
-    }
-    await rm(dir, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 300_000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      await stop();
-      fail(`the hub exited while starting (is port ${args.port} free? try --port):\n${log.slice(-2000)}`);
-    }
-    try {
-      if ((await fetch(`${base}/api/health`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      fail(`the hub did not start within 5 minutes:\n${log.slice(-2000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
+  try {
+    const hub = await startHubProcess({ port: args.port, serverUrl: postgresServer(), databasePrefix: "concord_demo_" });
+    return { base: hub.base, admin: hub.adminToken, stop: hub.stop };
+  } catch (error) {
+    fail(`${error instanceof Error ? error.message : String(error)}\n(is port ${args.port} free? try --port)`);
   }
-  return { base, admin, stop };
 }
 
 async function adminCall<T>(hub: Hub, method: string, route: string, body?: string): Promise<T> {
@@ -172,7 +150,9 @@ async function main(): Promise<void> {
     hub = { base, admin: args["admin-token"], stop: async () => undefined };
     say(`Using the hub at ${base}.`);
   } else {
-    say(`Starting a hub on port ${args.port} with a fresh embedded database (builds first if the sources changed)…`);
+    const server = postgresServer();
+    const where = server ? `a fresh database on the Postgres server ${redact(server)}` : "a fresh embedded database (PGlite)";
+    say(`Starting a hub on port ${args.port} with ${where} (builds first if the sources changed)…`);
     hub = await startHub();
     say(`Hub up at ${hub.base} after ${elapsed()}.`);
   }
@@ -182,6 +162,17 @@ async function main(): Promise<void> {
     await hub.stop();
   }
   say(`\nDone in ${elapsed()}; the hub was ${args.server ? "left running" : "stopped and its data removed"}.`);
+}
+
+/** A database URL without its password, for printing. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(DATABASE_URL)";
+  }
 }
 
 async function run(hub: Hub): Promise<void> {

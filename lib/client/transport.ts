@@ -48,6 +48,7 @@ export class Transport {
   }
 
   push(collection: string, changes: readonly PushChange[]): Promise<PushResponse> {
+    // Safe to re-send: the hub answers a re-sent changeId with its first result and applies it once.
     return this.json("POST", `/collections/${encodeURIComponent(collection)}/push`, pushResponseSchema, { changes });
   }
 
@@ -75,17 +76,26 @@ export class Transport {
     return result.data;
   }
 
+  /**
+   * One request. A request that got no answer at all (the connection was
+   * reset or closed under it, e.g. a keep-alive socket the hub had just
+   * closed) is sent once more at once: every call here is idempotent (GETs,
+   * and pushes by changeId). The event stream is not: its loop has its own
+   * backoff. A refused connection or an unknown host is not retried.
+   */
   private async send(method: string, path: string, body: unknown, signal?: AbortSignal, accept = "application/json"): Promise<Response> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.apiKey}`, accept };
     if (body !== undefined) headers["content-type"] = "application/json";
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const attempt = () => this.options.fetch(this.root + path, { method, headers, body: text, signal });
     let response: Response;
     try {
-      response = await this.options.fetch(this.root + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal,
-      });
+      try {
+        response = await attempt();
+      } catch (error) {
+        if (signal !== undefined || !noAnswer(error)) throw error;
+        response = await attempt();
+      }
     } catch (error) {
       if (signal?.aborted) throw error;
       throw new NetworkError(
@@ -127,6 +137,19 @@ async function httpError(method: string, path: string, response: Response): Prom
         ? " This system lacks the right; an operator can change the policy."
         : "";
   return new HttpError(response.status, code, `${what}: ${said}${next}`, envelope?.error.details);
+}
+
+/** Codes (Node's undici and sockets) that say the hub is not there at all: sending again at once cannot help. */
+const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
+
+/** A fetch that failed without an answer, and not because the hub is unreachable or the caller aborted. */
+function noAnswer(error: unknown): boolean {
+  if (!(error instanceof Error) || error.name === "AbortError" || error.name === "TimeoutError") return false;
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && UNREACHABLE.has(code)) return false;
+  }
+  return true;
 }
 
 function errorText(error: unknown): string {

@@ -1,58 +1,41 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startHubProcess, type HubProcess } from "@/scripts/hub-process";
 
 /**
- * The `concord` CLI against a real hub: `node scripts/start.mjs` (it builds
- * when the sources changed) on a fresh PGlite folder, the CLI run as a child
- * process through bin/concord.js.
+ * The `concord` CLI against a real hub: `next start` (built first when the
+ * sources changed, once for all test files) on a fresh database — a new
+ * Postgres database when DATABASE_URL is set, else a PGlite folder — with the
+ * CLI run as a child process through bin/concord.js. Hubs of this file use
+ * ports 3525–3549.
  */
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const BIN = path.join(ROOT, "bin", "concord.js");
-const ADMIN = "cli-test-admin-token-0123456789";
-const PORT = 3400 + (process.pid % 400);
-const BASE = `http://127.0.0.1:${PORT}`;
+const PORT = 3525 + (process.pid % 25);
+let BASE: string;
+let ADMIN: string;
 
-let hub: ChildProcess;
-let hubLog = "";
+let hub: HubProcess | undefined;
 let dir: string;
 let key: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), "concord-cli-"));
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(PORT), ADMIN_TOKEN: ADMIN, PGLITE_DIR: path.join(dir, "hub"), NEXT_TELEMETRY_DISABLED: "1" };
-  delete env.DATABASE_URL;
-  delete env.CONCORD_DEFAULT_POLICY;
-  hub = spawn("node", ["scripts/start.mjs"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-  hub.stdout?.on("data", (d: Buffer) => (hubLog += d.toString()));
-  hub.stderr?.on("data", (d: Buffer) => (hubLog += d.toString()));
-  const deadline = Date.now() + 240_000;
-  for (;;) {
-    if (hub.exitCode !== null) throw new Error(`the hub exited while starting:\n${hubLog}`);
-    try {
-      if ((await fetch(`${BASE}/api/health`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`the hub did not start:\n${hubLog}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  hub = await startHubProcess({ port: PORT, databasePrefix: "concord_cli_" });
+  BASE = hub.base;
+  ADMIN = hub.adminToken;
+  const health = (await (await fetch(`${BASE}/api/health`)).json()) as { database: string };
+  expect(health.database).toBe(process.env.DATABASE_URL ? "postgres" : "pglite");
   const res = await fetch(`${BASE}/api/admin/systems/crm/keys`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}` } });
   key = ((await res.json()) as { key: string }).key;
-}, 300_000);
+}, 600_000);
 
 afterAll(async () => {
-  if (hub?.pid) {
-    try {
-      process.kill(-hub.pid, "SIGTERM");
-    } catch {
-      // already gone
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await hub?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
