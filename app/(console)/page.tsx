@@ -90,7 +90,7 @@ export default async function OverviewPage({ searchParams }: { searchParams: Pro
                 </Td>
                 <Td className="whitespace-normal">
                   <SystemStateBadge error={s.error} lastSyncAt={s.lastSyncAt} />
-                  {s.error ? <p className="mt-1 max-w-xs truncate text-xs text-red-700">{s.error.message}</p> : null}
+                  {s.error ? <p className="mt-1 max-w-48 truncate text-xs text-red-700" title={s.error.message}>{s.error.message}</p> : null}
                 </Td>
               </tr>
             ))}

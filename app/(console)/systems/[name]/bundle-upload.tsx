@@ -57,7 +57,7 @@ export function BundleUpload({ system }: { system: string }) {
     <div className="flex flex-col gap-3">
       <div className="flex flex-wrap items-end gap-3">
         <div className="min-w-64 flex-1">
-          <Field label="Bundle file" hint="A request bundle the site exported with `concord bundle export` (up to 64 MiB).">
+          <Field label="Bundle file" hint="The bundle file the site wrote with `concord export` (up to 64 MiB).">
             <Input type="file" accept=".json,application/json" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
           </Field>
         </div>
