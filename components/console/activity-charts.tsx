@@ -1,18 +1,10 @@
 "use client";
 
+import type { ActivityPoint } from "@/lib/console/overview";
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
 
-/** One bucket of sync activity (see lib/console/overview.ts, ActivityPoint). */
-export interface ActivityPointProps {
-  at: string;
-  pushes: number;
-  pulls: number;
-  errors: number;
-  "client-won": number;
-  "server-won": number;
-  merged: number;
-  pending: number;
-}
+/** One bucket of sync activity (lib/console/overview.ts); a type only, nothing of the server is bundled. */
+export type ActivityPointProps = ActivityPoint;
 
 const SYNC_SERIES = [
   { key: "pushes", label: "Pushed changes", color: "#4f46e5" },

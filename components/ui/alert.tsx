@@ -15,3 +15,19 @@ export function Alert({ tone = "info", children }: { tone?: keyof typeof TONES; 
     </div>
   );
 }
+
+/** Several error sentences at once (e.g. query-string filters that were ignored), as one alert. */
+export function ErrorList({ messages }: { messages: readonly string[] }) {
+  if (messages.length === 0) return null;
+  return (
+    <div className="mb-4">
+      <Alert tone="error">
+        <ul className="list-inside list-disc">
+          {messages.map((message) => (
+            <li key={message}>{message}</li>
+          ))}
+        </ul>
+      </Alert>
+    </div>
+  );
+}

@@ -1,6 +1,6 @@
 import Link from "next/link";
 import { ConflictStatusBadge } from "@/components/console/status-badge";
-import { Alert } from "@/components/ui/alert";
+import { ErrorList } from "@/components/ui/alert";
 import { Badge } from "@/components/ui/badge";
 import { buttonClass } from "@/components/ui/button";
 import { PageHeader } from "@/components/ui/card";
@@ -103,17 +103,7 @@ export default async function ConflictsPage({ searchParams }: { searchParams: Pr
           ) : null}
         </div>
       </form>
-      {errors.length > 0 ? (
-        <div className="mb-4">
-          <Alert tone="error">
-            <ul className="list-inside list-disc">
-              {errors.map((e) => (
-                <li key={e}>{e}</li>
-              ))}
-            </ul>
-          </Alert>
-        </div>
-      ) : null}
+      <ErrorList messages={errors} />
       <Table caption="Conflict log">
         <thead>
           <tr>

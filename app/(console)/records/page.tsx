@@ -1,5 +1,5 @@
 import Link from "next/link";
-import { Alert } from "@/components/ui/alert";
+import { Alert, ErrorList } from "@/components/ui/alert";
 import { Badge } from "@/components/ui/badge";
 import { buttonClass } from "@/components/ui/button";
 import { PageHeader } from "@/components/ui/card";
@@ -54,17 +54,7 @@ export default async function RecordsPage({ searchParams }: { searchParams: Prom
           ) : null}
         </div>
       </form>
-      {errors.length > 0 ? (
-        <div className="mb-4">
-          <Alert tone="error">
-            <ul className="list-inside list-disc">
-              {errors.map((e) => (
-                <li key={e}>{e}</li>
-              ))}
-            </ul>
-          </Alert>
-        </div>
-      ) : null}
+      <ErrorList messages={errors} />
       {!page || !collection ? (
         <Alert tone="info">The active policy declares no collections.</Alert>
       ) : (

@@ -5,16 +5,9 @@ import { useState } from "react";
 import { Alert } from "@/components/ui/alert";
 import { Button, buttonClass } from "@/components/ui/button";
 import { Field, Input } from "@/components/ui/field";
+import type { BundleSummary } from "@/lib/console/systems";
 
-interface Summary {
-  bundleId: string;
-  system: string;
-  policyVersion: number;
-  results: Record<string, Record<string, number>>;
-  pulled: Record<string, number>;
-  changes: number;
-  conflicts: number;
-}
+type Summary = BundleSummary;
 
 /**
  * Applies an offline site's bundle file on its behalf. The file goes to a

@@ -1,7 +1,7 @@
 import Link from "next/link";
 import { DiffTable } from "@/components/console/diff-table";
 import { JsonView } from "@/components/console/json-view";
-import { Alert } from "@/components/ui/alert";
+import { Alert, ErrorList } from "@/components/ui/alert";
 import { Badge } from "@/components/ui/badge";
 import { buttonClass } from "@/components/ui/button";
 import { Card, PageHeader } from "@/components/ui/card";
@@ -70,17 +70,7 @@ export default async function RecordPage({
           </Link>
         }
       />
-      {errors.length > 0 ? (
-        <div className="mb-4">
-          <Alert tone="error">
-            <ul className="list-inside list-disc">
-              {errors.map((e) => (
-                <li key={e}>{e}</li>
-              ))}
-            </ul>
-          </Alert>
-        </div>
-      ) : null}
+      <ErrorList messages={errors} />
       <div className="grid grid-cols-1 gap-6 xl:grid-cols-[minmax(16rem,1fr)_auto]">
         <Card title={`Current data (version ${record.version})`}>
           <JsonView label="Current data" value={record.data} empty="The record is deleted; restore a version from its history to bring it back." />
