@@ -17,12 +17,12 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import postgres from "postgres";
 import { MemoryStore, SyncClient, type LocalStore } from "../lib/client";
 import { PgliteStore } from "../lib/client/pglite-store";
 import { canonicalJson } from "../lib/sync/canonical";
 import type { JsonObject } from "../lib/sync/protocol";
 import { startHubProcess, type HubProcess } from "../scripts/hub-process";
+import { waitForAutovacuum } from "./support";
 
 const { values } = parseArgs({
   options: {
@@ -92,31 +92,16 @@ async function openStore(kind: string): Promise<Opened> {
 const seconds = (ms: number) => +(ms / 1000).toFixed(2);
 const rate = (ms: number) => Math.round(N / (ms / 1000));
 
-/**
- * Waits (up to 3 minutes) until no autovacuum worker runs on the hub's Postgres database: after
- * 100,000 inserts it works through the new rows for a while and competes for the 2 cores (see bench/sync.ts).
- */
-async function waitForAutovacuum(hub: HubProcess): Promise<void> {
-  if (!hub.databaseUrl) return;
-  const sql = postgres(hub.databaseUrl, { max: 1, onnotice: () => undefined });
-  try {
-    const deadline = Date.now() + 180_000;
-    while (Date.now() < deadline) {
-      const [row] = await sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity
-        where backend_type = 'autovacuum worker' and datname = current_database()`;
-      if (!row || row.n === 0) return;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  } finally {
-    await sql.end();
-  }
+/** Lets the hub's Postgres finish autovacuum before a phase (see bench/support.ts). */
+async function waitForHubAutovacuum(hub: HubProcess): Promise<void> {
+  if (hub.databaseUrl) await waitForAutovacuum(hub.databaseUrl);
 }
 
 async function benchStore(hub: HubProcess, kind: string) {
   const system = `bench_${kind}`;
   const collection = `items_${kind}`;
   const { key } = await admin<{ key: string }>(hub, "POST", `/systems/${system}/keys`);
-  await waitForAutovacuum(hub);
+  await waitForHubAutovacuum(hub);
 
   console.log(`\n== ${kind}: push ${N.toLocaleString("en")} records (${values.writes === "many" ? "putMany" : "put one by one"}, then sync)`);
   const writer = await openStore(kind);
@@ -147,7 +132,7 @@ async function benchStore(hub: HubProcess, kind: string) {
   }
   console.log(`   host writes ${seconds(writeMs)} s, sync ${seconds(syncMs)} s`);
 
-  await waitForAutovacuum(hub);
+  await waitForHubAutovacuum(hub);
   console.log(`== ${kind}: pull ${N.toLocaleString("en")} records into a fresh client`);
   const reader = await openStore(kind);
   let pullMs: number;

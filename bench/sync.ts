@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
+import { waitForAutovacuum } from "./support";
 
 const { values } = parseArgs({
   options: {
@@ -89,21 +90,6 @@ async function http(method: string, url: string, token: string, body?: unknown):
   return { bytes, ms, body: text ? JSON.parse(text) : null, status: res.status };
 }
 
-/** Waits (up to 3 minutes) until no autovacuum worker runs on the database. */
-async function waitForAutovacuum(url: string): Promise<void> {
-  const sql = postgres(url, { max: 1, onnotice: () => undefined });
-  try {
-    const deadline = Date.now() + 180_000;
-    while (Date.now() < deadline) {
-      const [row] = await sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity
-        where backend_type = 'autovacuum worker' and datname = current_database()`;
-      if (!row || row.n === 0) return;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  } finally {
-    await sql.end();
-  }
-}
 
 async function startHub(engine: string): Promise<{ base: string; databaseUrl?: string; stop: () => Promise<void> }> {
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(PORT), ADMIN_TOKEN: ADMIN, NEXT_TELEMETRY_DISABLED: "1" };
