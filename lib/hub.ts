@@ -43,7 +43,9 @@ async function bootHub(handle: DatabaseHandle): Promise<void> {
         "",
         `    ${token.token}`,
         "",
-        "Use it as `Authorization: Bearer <token>` on /api/admin routes. Set ADMIN_TOKEN to choose your own.",
+        "Use it as `Authorization: Bearer <token>` on /api/admin routes, and on the console's setup page",
+        "(open the hub in a browser: the sign-in page links to it) to create the first operator.",
+        "Set ADMIN_TOKEN to choose your own.",
       ].join("\n"),
     );
   }
