@@ -16,33 +16,17 @@ import { countPendingConflicts, listConflictLog, type ConflictFilters } from "..
 import { listRecords } from "../lib/console/records-list";
 import { openDatabase, type Database } from "../lib/db/client";
 import * as schema from "../lib/db/schema";
+import { createDatabase } from "../scripts/fresh-database";
 
 const SERVER = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const NAME = "concord_scratch_data";
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 1_000_000);
 const CONFLICTS = Number(process.env.BENCH_CONFLICTS ?? 100_000);
 
-function urlFor(name: string): string {
-  const url = new URL(SERVER);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function admin(statement: string): Promise<void> {
-  const sql = postgres(SERVER, { max: 1, onnotice: () => undefined });
-  try {
-    await sql.unsafe(statement);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
-}
-
 async function main() {
-  await admin(`drop database if exists "${NAME}" with (force)`);
-  await admin(`create database "${NAME}"`);
-  const handle = await openDatabase({ databaseUrl: urlFor(NAME), maxConnections: 2 });
+  const fresh = await createDatabase(SERVER, "concord_bench_console_data_");
+  const handle = await openDatabase({ databaseUrl: fresh.url, maxConnections: 2 });
   const notices: string[] = [];
-  const explainClient = postgres(urlFor(NAME), {
+  const explainClient = postgres(fresh.url, {
     max: 1,
     onnotice: (n) => notices.push(String(n.message)),
     connection: { max_parallel_workers_per_gather: "0" },
@@ -168,7 +152,7 @@ async function main() {
   } finally {
     await explainClient.end({ timeout: 5 });
     await handle.close();
-    await admin(`drop database if exists "${NAME}" with (force)`);
+    await fresh.drop();
   }
 }
 

@@ -17,6 +17,7 @@ import { activityCharts, countPendingConflicts, getOverview, listSystemStatus } 
 import { getSystemDetail, listSystems } from "../lib/console/systems";
 import { openDatabase } from "../lib/db/client";
 import { activatePolicy, getActivePolicy } from "../lib/policy/store";
+import { createDatabase } from "../scripts/fresh-database";
 
 const { values } = parseArgs({
   options: {
@@ -29,16 +30,10 @@ const RECORDS = Number(values.records);
 const CONFLICTS = Number(values.conflicts);
 const ROUNDS = Number(values.rounds);
 const SERVER_URL = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const NAME = "concord_scratch_sys";
-
 async function main() {
-  const admin = postgres(SERVER_URL, { max: 1, onnotice: () => undefined });
-  await admin.unsafe(`drop database if exists ${NAME} with (force)`);
-  await admin.unsafe(`create database ${NAME}`);
-  const url = new URL(SERVER_URL);
-  url.pathname = `/${NAME}`;
-  const handle = await openDatabase({ databaseUrl: url.toString(), maxConnections: 4 });
-  const raw = postgres(url.toString(), { max: 1, onnotice: () => undefined });
+  const fresh = await createDatabase(SERVER_URL, "concord_bench_console_");
+  const handle = await openDatabase({ databaseUrl: fresh.url, maxConnections: 4 });
+  const raw = postgres(fresh.url, { max: 1, onnotice: () => undefined });
   try {
     const { db } = handle;
     await activatePolicy(db, { yaml: await readFile("policies/example.yaml", "utf8"), actor: "bench", source: "api" });
@@ -110,8 +105,7 @@ async function main() {
   } finally {
     await raw.end({ timeout: 5 });
     await handle.close();
-    await admin.unsafe(`drop database if exists ${NAME} with (force)`);
-    await admin.end({ timeout: 5 });
+    await fresh.drop();
   }
 }
 

@@ -92,16 +92,11 @@ async function openStore(kind: string): Promise<Opened> {
 const seconds = (ms: number) => +(ms / 1000).toFixed(2);
 const rate = (ms: number) => Math.round(N / (ms / 1000));
 
-/** Lets the hub's Postgres finish autovacuum before a phase (see bench/support.ts). */
-async function waitForHubAutovacuum(hub: HubProcess): Promise<void> {
-  if (hub.databaseUrl) await waitForAutovacuum(hub.databaseUrl);
-}
-
 async function benchStore(hub: HubProcess, kind: string) {
   const system = `bench_${kind}`;
   const collection = `items_${kind}`;
   const { key } = await admin<{ key: string }>(hub, "POST", `/systems/${system}/keys`);
-  await waitForHubAutovacuum(hub);
+  await waitForAutovacuum(hub.databaseUrl);
 
   console.log(`\n== ${kind}: push ${N.toLocaleString("en")} records (${values.writes === "many" ? "putMany" : "put one by one"}, then sync)`);
   const writer = await openStore(kind);
@@ -132,7 +127,7 @@ async function benchStore(hub: HubProcess, kind: string) {
   }
   console.log(`   host writes ${seconds(writeMs)} s, sync ${seconds(syncMs)} s`);
 
-  await waitForHubAutovacuum(hub);
+  await waitForAutovacuum(hub.databaseUrl);
   console.log(`== ${kind}: pull ${N.toLocaleString("en")} records into a fresh client`);
   const reader = await openStore(kind);
   let pullMs: number;

@@ -1,6 +1,7 @@
 /**
  * Sync benchmark (issue 3): drives the HTTP API of a real hub that this script
- * starts (`next start` through scripts/start.mjs), on PostgreSQL and on PGlite.
+ * starts (scripts/hub-process.ts: a fresh database, `next build` when stale,
+ * `next start`), on PostgreSQL and on PGlite.
  *
  *   npm run bench                       both engines, 100,000 and 1,000,000 records
  *   npm run bench -- --engine postgres  one engine
@@ -8,12 +9,9 @@
  *
  * Writes bench/results.json and prints a table. Records are about 200 bytes.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
+import { writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import postgres from "postgres";
+import { startHubProcess, type Engine } from "../scripts/hub-process";
 import { waitForAutovacuum } from "./support";
 
 const { values } = parseArgs({
@@ -91,61 +89,6 @@ async function http(method: string, url: string, token: string, body?: unknown):
 }
 
 
-async function startHub(engine: string): Promise<{ base: string; databaseUrl?: string; stop: () => Promise<void> }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(PORT), ADMIN_TOKEN: ADMIN, NEXT_TELEMETRY_DISABLED: "1" };
-  let cleanup = async () => undefined as void;
-  if (engine === "pglite") {
-    const dir = await mkdtemp(path.join(tmpdir(), "concord-bench-"));
-    env.PGLITE_DIR = path.join(dir, "pglite");
-    delete env.DATABASE_URL;
-    cleanup = async () => rm(dir, { recursive: true, force: true });
-  } else {
-    const name = `concord_bench_${Date.now()}`;
-    const admin = postgres(SERVER_URL, { max: 1, onnotice: () => undefined });
-    await admin.unsafe(`create database "${name}"`);
-    await admin.end();
-    const url = new URL(SERVER_URL);
-    url.pathname = `/${name}`;
-    env.DATABASE_URL = url.toString();
-    cleanup = async () => {
-      const dropper = postgres(SERVER_URL, { max: 1, onnotice: () => undefined });
-      await dropper.unsafe(`drop database if exists "${name}" with (force)`);
-      await dropper.end();
-    };
-  }
-  const child: ChildProcess = spawn("node", ["scripts/start.mjs"], { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-  let log = "";
-  child.stdout?.on("data", (d: Buffer) => (log += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
-  const base = `http://127.0.0.1:${PORT}`;
-  const deadline = Date.now() + 300_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the hub exited while starting:\n${log}`);
-    try {
-      const res = await fetch(`${base}/api/health`);
-      if (res.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`the hub did not start within 5 minutes:\n${log}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return {
-    base,
-    databaseUrl: env.DATABASE_URL,
-    async stop() {
-      if (child.pid) {
-        try {
-          process.kill(-child.pid, "SIGTERM");
-        } catch {
-          // already gone
-        }
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-      await cleanup();
-    },
-  };
-}
 
 async function pushRange(base: string, key: string, from: number, to: number, rev: number, versions: Map<number, number>) {
   for (let i = from; i < to; i += BATCH) {
@@ -217,7 +160,13 @@ async function incrementalRound(base: string, keys: { writer: string; reader: st
 
 async function benchEngine(engine: string) {
   console.log(`\n== ${engine}: starting a hub on port ${PORT}`);
-  const hub = await startHub(engine);
+  const hub = await startHubProcess({
+    port: PORT,
+    engine: engine as Engine,
+    serverUrl: SERVER_URL,
+    adminToken: ADMIN,
+    databasePrefix: "concord_bench_",
+  });
   try {
     const put = await fetch(`${hub.base}/api/admin/policy`, { method: "PUT", headers: { authorization: `Bearer ${ADMIN}` }, body: POLICY });
     if (!put.ok) throw new Error(`policy: ${await put.text()}`);
@@ -263,7 +212,7 @@ async function benchEngine(engine: string) {
     const caught = await pullAll(hub.base, keys.reader, small.checkpoint);
     // Measure the steady state: after 900,000 inserts Postgres's autovacuum
     // works through the new rows for a while and competes for the 2 cores.
-    if (hub.databaseUrl) await waitForAutovacuum(hub.databaseUrl);
+    await waitForAutovacuum(hub.databaseUrl);
     console.log(`   incremental rounds with ${LARGE.toLocaleString("en")} stored`);
     const large = await incrementalRound(hub.base, keys, versions, LARGE, caught.checkpoint);
 

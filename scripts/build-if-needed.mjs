@@ -2,7 +2,10 @@
 // it is. Shared by scripts/start.mjs (npm start) and scripts/verify.mjs (npm test).
 // Plain Node ESM on purpose: it must run before anything is compiled.
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { open, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -76,9 +79,20 @@ function run(command, args, options) {
 
 /**
  * Runs `next build` when the build is stale. Resolves to true when the build is
- * current afterwards (built or reused), false when `next build` failed.
+ * current afterwards (built or reused), false when `next build` failed. One
+ * process at a time per checkout (npm start, npm test, test files that start
+ * hubs, benchmarks): the others wait for the lock, then find the build current.
  */
-export async function buildIfNeeded({ root = projectRoot, log = console.log } = {}) {
+export async function buildIfNeeded({ root = projectRoot, log = console.log, lockTimeoutMs = 600_000 } = {}) {
+  const release = await takeBuildLock(root, lockTimeoutMs);
+  try {
+    return await buildIfStale(root, log);
+  } finally {
+    await release();
+  }
+}
+
+async function buildIfStale(root, log) {
   const reason = buildReason(root);
   if (reason === null) {
     log("Using the existing production build (no sources changed since it was made).");
@@ -95,6 +109,37 @@ export async function buildIfNeeded({ root = projectRoot, log = console.log } = 
   }
   writeFileSync(path.join(root, STAMP), `${JSON.stringify({ startedAt, finishedAt: Date.now() })}\n`);
   return true;
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits for the build lock of this checkout; a lock whose owner died is taken over. */
+async function takeBuildLock(root, timeoutMs) {
+  const lock = path.join(tmpdir(), `concord-build-${createHash("sha256").update(root).digest("hex").slice(0, 12)}.lock`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const file = await open(lock, "wx");
+      await file.writeFile(String(process.pid));
+      await file.close();
+      return () => rm(lock, { force: true });
+    } catch (error) {
+      if (error.code !== "EEXIST") throw error;
+    }
+    const owner = Number(await readFile(lock, "utf8").catch(() => ""));
+    const age = Date.now() - ((await stat(lock).catch(() => null))?.mtimeMs ?? Date.now());
+    // An empty lock younger than a few seconds is being written; an old one or a dead owner's is stale.
+    if ((owner > 0 && !alive(owner)) || (!owner && age > 10_000)) await rm(lock, { force: true });
+    if (Date.now() > deadline) throw new Error(`waited ${timeoutMs / 1000} s for another process's next build (lock ${lock})`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 // `node scripts/build-if-needed.mjs` on its own: build when stale, exit non-zero on failure.

@@ -1,5 +1,6 @@
 import { cookies, headers } from "next/headers";
 import { redirect } from "next/navigation";
+import { cache } from "react";
 import { operatorMay, type ConsoleAction, type ConsoleArea } from "@/lib/auth/console-rights";
 import { operatorForSession, SESSION_COOKIE, type Operator } from "@/lib/auth/operators";
 import { isServiceError } from "@/lib/errors";
@@ -20,11 +21,15 @@ export interface OperatorContext {
   canWrite: boolean;
 }
 
-export async function currentOperator(): Promise<{ hub: Hub; operator: Operator | null }> {
+/**
+ * The signed-in operator of this request. Memoised per server render (React's
+ * cache): the layout and the page both ask, and the session is read once.
+ */
+export const currentOperator = cache(async (): Promise<{ hub: Hub; operator: Operator | null }> => {
   const hub = await getHub();
   const token = (await cookies()).get(SESSION_COOKIE)?.value;
   return { hub, operator: await operatorForSession(hub.db, token) };
-}
+});
 
 /** For pages: the signed-in operator allowed to read `area`, or a redirect to sign-in. */
 export async function requireOperator(area: ConsoleArea): Promise<OperatorContext> {

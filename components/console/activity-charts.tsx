@@ -1,10 +1,8 @@
 "use client";
 
-import type { ActivityPoint } from "@/lib/console/overview";
+import type { ActivityPoint } from "@/lib/console/overview"; // a type only: nothing of the server is bundled
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
 
-/** One bucket of sync activity (lib/console/overview.ts); a type only, nothing of the server is bundled. */
-export type ActivityPointProps = ActivityPoint;
 
 const SYNC_SERIES = [
   { key: "pushes", label: "Pushed changes", color: "#4f46e5" },
@@ -32,13 +30,13 @@ function Chart({
   stacked,
 }: {
   title: string;
-  data: ActivityPointProps[];
+  data: ActivityPoint[];
   by: "hour" | "minute";
   series: readonly { key: string; label: string; color: string }[];
   stacked: boolean;
 }) {
   const rows = data.map((p) => ({ ...p, label: label(p.at, by) }));
-  const total = data.reduce((n, p) => n + series.reduce((m, s) => m + Number(p[s.key as keyof ActivityPointProps] ?? 0), 0), 0);
+  const total = data.reduce((n, p) => n + series.reduce((m, s) => m + Number(p[s.key as keyof ActivityPoint] ?? 0), 0), 0);
   return (
     <figure className="min-w-0" aria-label={title} data-testid="activity-chart" data-total={total}>
       <figcaption className="mb-1 flex items-baseline justify-between text-xs font-medium text-slate-600">
@@ -64,7 +62,7 @@ function Chart({
 }
 
 /** Pushes, pulls, errors and conflicts by outcome: the last 24 hours by hour and the last hour by minute. */
-export function ActivityCharts({ day, hour }: { day: ActivityPointProps[]; hour: ActivityPointProps[] }) {
+export function ActivityCharts({ day, hour }: { day: ActivityPoint[]; hour: ActivityPoint[] }) {
   return (
     <div className="grid grid-cols-1 gap-6 lg:grid-cols-2">
       <Chart title="Sync, last 24 hours (per hour)" data={day} by="hour" series={SYNC_SERIES} stacked={false} />

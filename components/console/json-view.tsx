@@ -1,6 +1,5 @@
+import type { FieldMark } from "@/lib/console/records-diff";
 import type { JsonObject, JsonValue } from "@/lib/sync/protocol";
-
-export type FieldMark = "changed" | "conflict";
 
 const MARK_CLASS: Record<FieldMark, string> = {
   changed: "bg-amber-100/80 ring-1 ring-inset ring-amber-300",

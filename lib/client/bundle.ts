@@ -3,6 +3,7 @@ import { decodeBundle, FORMAT, sealBundle, type ResponseBundle, type UnsealedReq
 import type { ConfigResponse, JsonObject, PushChange, PushResult } from "../sync/protocol";
 import { SyncClient, type SyncInternals, type SyncReport } from "./client";
 import { ConcordError } from "./errors";
+import { sha256HexOf } from "./digest";
 import type { LocalStore, OutboxEntry } from "./store";
 
 /**
@@ -57,11 +58,8 @@ export interface ImportResult {
   skipped: string[];
 }
 
-/** Lowercase hex SHA-256 through WebCrypto (Node 20 and browsers). */
-export async function sha256Hex(text: string): Promise<string> {
-  const bytes = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
+/** Lowercase hex SHA-256 of a text (the bundle checksum's hash): the SDK's one implementation, in lib/client/digest.ts. */
+export const sha256Hex = sha256HexOf;
 
 /** Where the store remembers the bundles it exported, by bundleId. */
 const BUNDLES_META = "bundles";

@@ -5,6 +5,7 @@ import {
   hasKeyDeep,
   isJsonObject,
   MAX_PAGE_LIMIT,
+  DELETED_DIGEST,
   MAX_PUSH_CHANGES,
   MAX_RECORD_BYTES,
   RECORD_ID_PATTERN,
@@ -16,7 +17,7 @@ import {
 } from "../sync/protocol";
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff";
 import { changeBody, rebase } from "./change";
-import { digestOf, sha256HexMany } from "./digest";
+import { digestOf, digestsOf, sha256HexMany } from "./digest";
 import { Emitter, type ClientEventName, type Handler } from "./emitter";
 import { AuthError, ConcordError, HttpError } from "./errors";
 import { Mutex } from "./mutex";
@@ -315,7 +316,7 @@ export class SyncClient {
       if (rows.length === 0) return;
       const inOutbox = await this.busyIds(collection);
       const modifiedAt = this.now().toISOString();
-      const deleted = await digestOf(null);
+      const deleted = DELETED_DIGEST;
       const write: { putRecords: LocalRecord[]; deleteRecords: RecordKey[] } = { putRecords: [], deleteRecords: [] };
       for (const row of rows) {
         // Never reached the hub: there is nothing to delete there.
@@ -558,9 +559,12 @@ export class SyncClient {
     const changed: string[] = [];
     const at = this.now().toISOString();
     let refetch = false;
+    // The digest of what each entry sent, all at once (one pass with node:crypto).
+    const sentDigests = await digestsOf(batch.map((e) => e.record));
 
     for (const [i, entry] of batch.entries()) {
       const result = results[i] as PushResult;
+      const sent = sentDigests[i] as string;
       report.pushed += 1;
       if (result.status === "forbidden" || result.status === "invalid") {
         const held = { ...entry, quarantine: { status: result.status, reason: result.reason ?? `The hub answered ${result.status}.`, at } };
@@ -578,7 +582,6 @@ export class SyncClient {
       if (result.status === "applied" || result.status === "unchanged") {
         if (result.status === "unchanged") report.unchanged += 1;
         if (result.conflict) conflicts.push(result);
-        const sent = await digestOf(entry.record);
         // `unchanged` after a conflict: the hub's copy holds changes of others that this client has not seen,
         // and no data came back. Pull it: the base says "this version, as I have it", and the collection
         // is pulled again in full, where an equal version with another digest replaces the copy.
@@ -596,7 +599,7 @@ export class SyncClient {
           next = null;
         } else {
           const base = { version: result.version, digest: result.digest, data: theirs };
-          const editedSince = row !== null && row.digest !== (await digestOf(entry.record));
+          const editedSince = row !== null && row.digest !== sent;
           const data = editedSince ? rebase(entry.record, row.data, theirs) : theirs;
           const digest = data === theirs ? result.digest : await digestOf(data);
           next = { collection, id: entry.id, data, digest, base, modifiedAt: editedSince ? row.modifiedAt : null };

@@ -52,20 +52,7 @@ export async function digestOf(data: JsonObject | null): Promise<string> {
   return sha256HexOf(canonicalJson(data));
 }
 
-/** digestOf for many records at once (e.g. a bulk write or a push answer): same digests, in order. */
+/** digestOf for many records at once (a bulk write, a push answer): same digests, in order; `null` hashes to DELETED_DIGEST. */
 export async function digestsOf(records: readonly (JsonObject | null)[]): Promise<string[]> {
-  const texts: string[] = [];
-  const live: number[] = [];
-  records.forEach((data, i) => {
-    if (data !== null) {
-      live.push(i);
-      texts.push(canonicalJson(data));
-    }
-  });
-  const hashes = await sha256HexMany(texts);
-  const out = records.map(() => DELETED_DIGEST);
-  live.forEach((index, k) => {
-    out[index] = hashes[k] as string;
-  });
-  return out;
+  return sha256HexMany(records.map((data) => canonicalJson(data)));
 }

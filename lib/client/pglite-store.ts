@@ -26,12 +26,15 @@ export class PgliteStore implements LocalStore {
   }
 
   async getRecords(collection: string, ids: readonly string[]): Promise<LocalRecord[]> {
-    if (ids.length === 0) return [];
-    const { rows } = await this.pg.query<RecordRow>(
-      `${SELECT_RECORD} where collection = $1 and id in (select json_array_elements_text($2::json))`,
-      [collection, JSON.stringify(ids)],
-    );
-    return rows.map(toRecord);
+    const found: LocalRecord[] = [];
+    for (const part of chunks(ids, CHUNK)) {
+      const { rows } = await this.pg.query<RecordRow>(
+        `${SELECT_RECORD} where collection = $1 and id in (select json_array_elements_text($2::json))`,
+        [collection, JSON.stringify(part)],
+      );
+      for (const row of rows) found.push(toRecord(row));
+    }
+    return found;
   }
 
   async listRecords(collection: string): Promise<LocalRecord[]> {

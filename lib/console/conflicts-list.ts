@@ -1,9 +1,9 @@
-import { and, asc, count, desc, eq, gt, gte, lt, notInArray, sql, type SQL } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, gte, lt, sql, type SQL } from "drizzle-orm";
 import { union } from "drizzle-orm/pg-core";
 import { z } from "zod";
 import { conflicts, type ConflictOutcome } from "../db/schema";
 import { STRATEGIES } from "../policy/document";
-import { CONFLICT_STATUSES, conflictIdSchema, statusOf, type ConflictStatus } from "../sync/conflicts";
+import { CONFLICT_STATUSES, conflictConditions, conflictIdSchema, statusOf, type ConflictStatus } from "../sync/conflicts";
 import type { ReadContext } from "../sync/history";
 import { collectionNameSchema } from "../sync/protocol";
 import { parseFilters, type ParsedFilters, type SearchParams } from "./query";
@@ -118,14 +118,7 @@ const columns = {
 };
 
 function filterConditions(f: Partial<ConflictFilters>): (SQL | undefined)[] {
-  return [
-    f.status === "pending" || f.status === "resolved" ? eq(conflicts.outcome, f.status) : undefined,
-    f.status === "settled" ? notInArray(conflicts.outcome, ["pending", "resolved"]) : undefined,
-    f.collection === undefined ? undefined : eq(conflicts.collection, f.collection),
-    f.strategy === undefined ? undefined : eq(conflicts.strategy, f.strategy),
-    f.from === undefined ? undefined : gte(conflicts.createdAt, f.from),
-    f.to === undefined ? undefined : lt(conflicts.createdAt, f.to),
-  ];
+  return conflictConditions({ ...f, since: f.from, until: f.to });
 }
 
 /**

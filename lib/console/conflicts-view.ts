@@ -1,8 +1,7 @@
 import { z } from "zod";
 import { ServiceError } from "../errors";
-import { getConflict, RESOLUTIONS, type ConflictEntry } from "../sync/conflicts";
+import { clientAnswer, getConflict, RESOLUTIONS, RESOLVE_BODY_LIMIT, type ConflictEntry } from "../sync/conflicts";
 import { getRecord, type ReadContext } from "../sync/history";
-import { changedFields, overlay } from "../sync/json";
 import { isJsonObject, type JsonObject } from "../sync/protocol";
 import { conflictHighlights, threeWayDiff, type FieldMark, type ThreeWayRow } from "./records-diff";
 
@@ -18,24 +17,25 @@ export interface ConflictView {
   current: { version: number; deleted: boolean; updatedBy: string; updatedAt: string } | null;
   rows: ThreeWayRow[];
   highlights: { base: Record<string, FieldMark>; server: Record<string, FieldMark>; client: Record<string, FieldMark> };
-  /** The server's copy with the client's changed fields laid over it: what "Take client" would write. */
+  /** The current record with the client's changed fields laid over it: what "Take client" would write (the starting point of "Edit merge"). */
   mergeProposal: JsonObject | null;
 }
 
 export async function getConflictView(ctx: ReadContext, id: number): Promise<ConflictView> {
   const conflict = await getConflict(ctx, { id });
   let current: ConflictView["current"] = null;
+  // The record as it is now: "Take client" lays the client's fields over this copy, not over the conflict's old one.
+  let live: JsonObject | null = null;
   try {
     const record = await getRecord(ctx, { collection: conflict.collection, id: conflict.recordId });
     current = { version: record.version, deleted: record.deleted, updatedBy: record.updatedBy, updatedAt: record.updatedAt };
+    live = record.deleted ? null : (record.data ?? null);
   } catch (error) {
     if (!(error instanceof ServiceError && error.code === "not_found")) throw error;
   }
   const server = conflict.serverDeleted ? null : conflict.serverData;
   const rows = threeWayDiff(conflict.baseData, server, conflict.clientData);
-  const client = conflict.clientData;
-  const mergeProposal =
-    client === null ? server : server === null ? client : overlay(server, client, changedFields(conflict.baseData ?? {}, client));
+  const mergeProposal = clientAnswer(live, conflict.baseData, conflict.clientData) ?? live;
   return { conflict, current, rows, highlights: conflictHighlights(rows), mergeProposal };
 }
 
@@ -64,7 +64,5 @@ export const resolveFormSchema = z.strictObject({
     .number({ error: "the version you looked at is missing; reload the page" })
     .int("the version you looked at must be a whole number")
     .min(1, "the version you looked at must be at least 1"),
-  data: z.string().max(4 * 256 * 1024, "the merged record is larger than 1 MiB of text").optional(),
+  data: z.string().max(RESOLVE_BODY_LIMIT, "the merged record is larger than 1 MiB of text").optional(),
 });
-
-export type ResolveForm = z.infer<typeof resolveFormSchema>;

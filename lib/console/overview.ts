@@ -134,7 +134,6 @@ export async function countPendingConflicts(db: Database): Promise<CappedCount> 
 // ---------------------------------------------------------------------------
 // Activity over time
 
-export const ACTIVITY_SERIES = ["pushes", "pulls", "errors"] as const;
 export const CONFLICT_SERIES = ["client-won", "server-won", "merged", "pending"] as const;
 
 /** One bar of a chart: the bucket's start (ISO) and a count per series. */

@@ -28,7 +28,8 @@ export interface PolicyDiff {
   changed: boolean;
 }
 
-function splitLines(value: string): string[] {
+/** A text's lines, without a trailing empty line and without `\r`. */
+export function splitLines(value: string): string[] {
   const lines = value.split("\n");
   if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
   return lines.map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));

@@ -47,12 +47,11 @@ export async function listVersionsPage(
   }
   const newest = rows[0]?.version;
   const oldest = rows[rows.length - 1]?.version;
-  const [older] =
-    oldest === undefined ? [] : await db.select(summary).from(policyVersions).where(lt(policyVersions.version, oldest)).limit(1);
+  // Versions are numbered 1, 2, 3, … without gaps (activatePolicy), so older ones exist below any version above 1.
   return {
     rows,
     activeVersion,
-    olderBefore: older && oldest !== undefined ? oldest : null,
+    olderBefore: oldest !== undefined && oldest > 1 ? oldest : null,
     newerAfter: newest !== undefined && newest < activeVersion ? newest : null,
   };
 }

@@ -2,7 +2,7 @@ import { and, eq, inArray } from "drizzle-orm";
 import { z } from "zod";
 import { recordHistory } from "../db/schema";
 import { ServiceError } from "../errors";
-import { getRecord, getRecordHistory, recordState, type CurrentRecord, type HistoryPage, type ReadContext, type RecordState } from "../sync/history";
+import { getRecord, getRecordHistory, MAX_VERSION, recordState, restoreRequestSchema, type CurrentRecord, type HistoryPage, type ReadContext, type RecordState } from "../sync/history";
 import { collectionNameSchema, recordIdSchema } from "../sync/protocol";
 import { diffRecords, type FieldDiff } from "./records-diff";
 import { parseFilters, type ParsedFilters, type SearchParams } from "./query";
@@ -18,7 +18,7 @@ const versionSchema = z
   .string()
   .regex(/^[1-9][0-9]{0,9}$/, "a version is a whole number from 1")
   .transform(Number)
-  .refine((n) => n <= 2_147_483_647, "that version is too large");
+  .refine((n) => n <= MAX_VERSION, "that version is too large");
 
 export const recordPageShape = { a: versionSchema, b: versionSchema, before: versionSchema };
 export type RecordPageQuery = { [K in keyof typeof recordPageShape]: z.infer<(typeof recordPageShape)[K]> };
@@ -86,13 +86,5 @@ export async function diffVersions(
   return { a, b, rows: diffRecords(a.data ?? null, b.data ?? null) };
 }
 
-/** The restore form as the server action receives it. */
-export const restoreFormSchema = z.object({
-  collection: collectionNameSchema,
-  id: recordIdSchema,
-  version: z.coerce
-    .number({ error: "choose a version to restore" })
-    .int("a version is a whole number")
-    .min(1, "a version is at least 1")
-    .max(2_147_483_647, "that version is too large"),
-});
+/** The restore form as the server action receives it: the record's key and the admin API's restore body. */
+export const restoreFormSchema = recordKeySchema.extend(restoreRequestSchema.shape);

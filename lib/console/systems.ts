@@ -6,6 +6,7 @@ import { ServiceError } from "../errors";
 import { describeScope, type Scope } from "../policy/compile";
 import type { ActivePolicy } from "../policy/store";
 import type { ResponseBundle } from "../sync/bundle-format";
+import { collectionConfigs } from "../sync/config";
 import { activityCharts, listSystemStatus, type ActivityCharts, type SystemStatus } from "./overview";
 
 /**
@@ -34,20 +35,15 @@ export interface CollectionRights {
   fallback: string;
 }
 
-/** The system's rights per collection under the active policy; collections it has no part in are left out. */
+/** The system's rights per collection under the active policy, as /api/v1/config broadcasts them, plus delete. */
 export function effectiveRights(policy: ActivePolicy, system: string): CollectionRights[] {
-  const compiled = policy.compiled;
-  const result: CollectionRights[] = [];
-  for (const collection of compiled.collectionNames()) {
-    const readScope = compiled.scope(system, collection, "read");
-    const writeScope = compiled.scope(system, collection, "write");
-    const read = describeScope(readScope);
-    const write = describeScope(writeScope);
-    if (read === null && write === null) continue;
-    const { strategy, fallback } = compiled.conflict(system, collection);
-    result.push({ collection, read, write, delete: deleteRight(writeScope), strategy, fallback });
-  }
-  return result;
+  return Object.entries(collectionConfigs(policy.compiled, system)).map(([collection, c]) => ({
+    collection,
+    read: c.read,
+    write: c.write,
+    delete: deleteRight(policy.compiled.scope(system, collection, "write")),
+    ...c.conflict,
+  }));
 }
 
 function deleteRight(scope: Scope): { where: string } | null {
@@ -74,7 +70,7 @@ export async function listSystems(db: Database, policy: ActivePolicy): Promise<S
     .groupBy(apiKeys.system);
   const keysBySystem = new Map(keyCounts.map((k) => [k.system, Number(k.n)]));
   return statuses.map((s) => {
-    const rights = effectiveRights(policy, s.name);
+    const rights = Object.values(collectionConfigs(policy.compiled, s.name));
     return {
       ...s,
       priority: policy.compiled.priority(s.name),
@@ -106,17 +102,21 @@ export async function getSystemDetail(db: Database, policy: ActivePolicy, system
   if (!policy.compiled.hasSystem(system)) {
     throw new ServiceError("not_found", `The active policy (version ${policy.version}) declares no system "${system}".`);
   }
-  const [status] = await listSystemStatus(db, policy, system);
-  if (!status) throw new ServiceError("not_found", `No system "${system}".`);
+  const [[status], keys, activity, bundles] = await Promise.all([
+    listSystemStatus(db, policy, system),
+    listApiKeys(db, system),
+    activityCharts(db, { system }),
+    listAppliedBundles(db, system),
+  ]);
   const { intervalSeconds, realtime } = policy.compiled.sync(system);
   return {
-    status,
+    status: status as SystemStatus, // one row per declared system, and this one is declared
     priority: policy.compiled.priority(system),
     sync: { intervalSeconds, realtime },
     rights: effectiveRights(policy, system),
-    keys: await listApiKeys(db, system),
-    activity: await activityCharts(db, { system }),
-    bundles: await listAppliedBundles(db, system),
+    keys,
+    activity,
+    bundles,
   };
 }
 
@@ -158,21 +158,4 @@ export function summarizeBundle(response: ResponseBundle): BundleSummary {
   }
   const pulled = Object.fromEntries(Object.entries(response.changes).map(([c, list]) => [c, list.length]));
   return { bundleId: response.bundleId, system: response.system, policyVersion: response.policyVersion, results, pulled, changes, conflicts };
-}
-
-/** A bundle uploaded on a system's page must be that system's: a wrong file is refused before anything is applied. */
-export function checkBundleSystem(bundleText: string, system: string): void {
-  let declared: unknown;
-  try {
-    declared = (JSON.parse(bundleText) as { system?: unknown }).system;
-  } catch {
-    return; // readRequestBundle reports the broken file with its own message.
-  }
-  if (typeof declared === "string" && declared !== system) {
-    throw new ServiceError(
-      "invalid_request",
-      `This bundle was exported by system "${declared}", not "${system}"; upload it on ${declared}'s page.`,
-      [{ path: "system", message: `must be "${system}"` }],
-    );
-  }
 }

@@ -84,13 +84,23 @@ export async function applyBundleForOperator({
   policy,
   bundle,
   actor,
+  system,
 }: {
   db: Database;
   policy: ActivePolicy;
   bundle: BundleText;
   actor: string;
+  /** The system the operator applies it for (the console's system page): a bundle of another system is refused. */
+  system?: string;
 }): Promise<ResponseBundle> {
   const request = await readRequestBundle(bundle);
+  if (system !== undefined && request.system !== system) {
+    throw new ServiceError(
+      "invalid_request",
+      `This bundle was exported by system "${request.system}", not "${system}"; upload it on ${request.system}'s page.`,
+      [{ path: "system", message: `must be "${system}"` }],
+    );
+  }
   if (!policy.compiled.hasSystem(request.system)) {
     throw new ServiceError(
       "forbidden",

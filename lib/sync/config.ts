@@ -1,4 +1,4 @@
-import { describeScope } from "../policy/compile";
+import { describeScope, type CompiledPolicy } from "../policy/compile";
 import type { SyncContext } from "./context";
 import type { CollectionConfig, ConfigResponse } from "./protocol";
 
@@ -8,21 +8,25 @@ import type { CollectionConfig, ConfigResponse } from "./protocol";
  * write are left out, so a system learns nothing of collections it has no part in.
  */
 export function readConfig({ ctx, now = new Date() }: { ctx: SyncContext; now?: Date }): ConfigResponse {
-  const compiled = ctx.policy.compiled;
-  const collections: Record<string, CollectionConfig> = {};
-  for (const collection of compiled.collectionNames()) {
-    const read = describeScope(compiled.scope(ctx.system, collection, "read"));
-    const write = describeScope(compiled.scope(ctx.system, collection, "write"));
-    if (read === null && write === null) continue;
-    const { strategy, fallback } = compiled.conflict(ctx.system, collection);
-    collections[collection] = { read, write, conflict: { strategy, fallback } };
-  }
-  const { intervalSeconds, realtime } = compiled.sync(ctx.system);
+  const { intervalSeconds, realtime } = ctx.policy.compiled.sync(ctx.system);
   return {
     system: ctx.system,
     policyVersion: ctx.policy.version,
-    collections,
+    collections: collectionConfigs(ctx.policy.compiled, ctx.system),
     sync: { intervalSeconds, realtime },
     serverTime: now.toISOString(),
   };
+}
+
+/** The system's read and write scopes and conflict strategy per collection it has a part in (what /config broadcasts). */
+export function collectionConfigs(compiled: CompiledPolicy, system: string): Record<string, CollectionConfig> {
+  const collections: Record<string, CollectionConfig> = {};
+  for (const collection of compiled.collectionNames()) {
+    const read = describeScope(compiled.scope(system, collection, "read"));
+    const write = describeScope(compiled.scope(system, collection, "write"));
+    if (read === null && write === null) continue;
+    const { strategy, fallback } = compiled.conflict(system, collection);
+    collections[collection] = { read, write, conflict: { strategy, fallback } };
+  }
+  return collections;
 }

@@ -238,6 +238,24 @@ function toEntry(row: ConflictRow): ConflictEntry {
 // ---------------------------------------------------------------------------
 // Listing and reading
 
+/** The log's filters (all but the system, whose two sides each caller pages its own way) as SQL conditions. */
+export function conflictConditions(f: {
+  status?: ConflictStatus | "all";
+  collection?: string;
+  strategy?: string;
+  since?: Date;
+  until?: Date;
+}): (SQL | undefined)[] {
+  return [
+    f.status === "pending" || f.status === "resolved" ? eq(conflicts.outcome, f.status) : undefined,
+    f.status === "settled" ? notInArray(conflicts.outcome, ["pending", "resolved"]) : undefined,
+    f.collection === undefined ? undefined : eq(conflicts.collection, f.collection),
+    f.strategy === undefined ? undefined : eq(conflicts.strategy, f.strategy),
+    f.since === undefined ? undefined : gte(conflicts.createdAt, f.since),
+    f.until === undefined ? undefined : lt(conflicts.createdAt, f.until),
+  ];
+}
+
 /**
  * GET /api/admin/conflicts: newest first, in keyset pages of ids below
  * `before`. Every filter is an equality or range the existing indexes serve
@@ -252,12 +270,7 @@ function toEntry(row: ConflictRow): ConflictEntry {
 export async function listConflicts(ctx: ReadContext, input: ListConflictsInput): Promise<ConflictPage> {
   const limit = input.limit ?? CONFLICTS_DEFAULT_LIMIT;
   const filters: (SQL | undefined)[] = [
-    input.status === "pending" || input.status === "resolved" ? eq(conflicts.outcome, input.status) : undefined,
-    input.status === "settled" ? notInArray(conflicts.outcome, ["pending", "resolved"]) : undefined,
-    input.collection === undefined ? undefined : eq(conflicts.collection, input.collection),
-    input.strategy === undefined ? undefined : eq(conflicts.strategy, input.strategy),
-    input.since === undefined ? undefined : gte(conflicts.createdAt, input.since),
-    input.until === undefined ? undefined : lt(conflicts.createdAt, input.until),
+    ...conflictConditions(input),
     input.before === undefined ? undefined : lt(conflicts.id, input.before),
   ];
   const branch = (side?: SQL) =>
@@ -294,6 +307,15 @@ export async function getConflict(ctx: ReadContext, input: { id: number }): Prom
 // Resolution
 
 /**
+ * What the `client` resolution writes: the client's changed fields (against
+ * its base) laid over the record as it is now, or the client's delete.
+ */
+export function clientAnswer(live: JsonObject | null, base: JsonObject | null, mine: JsonObject | null): JsonObject | null {
+  if (mine === null) return null;
+  return live ? overlay(live, mine, changedFields(base, mine)) : mine;
+}
+
+/**
  * POST /api/admin/conflicts/{id}/resolve: an operator settles a pending
  * conflict. In one transaction holding the collection lock (so no push can
  * interleave), it checks that the record is still at the version the
@@ -320,6 +342,12 @@ export async function resolveConflict(
       "payload_too_large",
       `The custom data is larger than ${MAX_RECORD_BYTES / 1024} KiB as canonical JSON; a record may be at most that size. Nothing was changed.`,
     );
+  }
+  // Checked here as well as in resolveConflictSchema: the console's server action reaches this verb without the API's schema.
+  if (input.data !== undefined && hasKeyDeep(input.data, "__proto__")) {
+    throw new ServiceError("invalid_request", 'The custom data must not contain a key named "__proto__". Nothing was changed.', [
+      { path: "data", message: 'must not contain a key named "__proto__"' },
+    ]);
   }
   const [head] = await ctx.db.select({ collection: conflicts.collection }).from(conflicts).where(eq(conflicts.id, input.id));
   if (!head) throw unknownConflict(input.id);
@@ -362,8 +390,7 @@ export async function resolveConflict(
     // undefined: keep the server's copy; null: delete; an object: the new data.
     let answer: JsonObject | null | undefined;
     if (input.resolution === "client") {
-      const mine = row.clientData;
-      answer = mine === null ? null : currentLive ? overlay(currentLive, mine, changedFields(row.baseData ?? {}, mine)) : mine;
+      answer = clientAnswer(currentLive, row.baseData, row.clientData);
     } else if (input.resolution === "custom") {
       answer = input.data as JsonObject;
     }

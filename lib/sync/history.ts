@@ -39,7 +39,7 @@ export function pageLimitSchema(max: number) {
     .refine((n) => n <= max, `limit must be at most ${max}`);
 }
 
-const MAX_VERSION = 2_147_483_647; // record versions are Postgres integers
+export const MAX_VERSION = 2_147_483_647; // record versions are Postgres integers
 
 /** A record version as a query-string value (a cursor) or JSON number. */
 const versionCursorSchema = z

@@ -83,46 +83,34 @@ export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: Pus
     priorityOf: (system: string) => (system.startsWith("operator:") ? null : compiled.priority(system)),
   };
 
-  let results: PushResult[] | undefined;
-  for (let attempt = 0; results === undefined; attempt++) {
+  let pushed: Pushed | undefined;
+  for (let attempt = 0; pushed === undefined; attempt++) {
     try {
-      results = await ctx.db.transaction((tx) => pushInTransaction(tx, settings, input.changes));
+      pushed = await ctx.db.transaction((tx) => pushInTransaction(tx, settings, input.changes));
     } catch (error) {
       // Two copies of one changeId pushed at once to different collections race on
       // the receipt: the loser retries and finds the winner's result.
       if (!(error instanceof ReceiptRace) || attempt >= 2) throw error;
     }
   }
+  const { results, conflictOutcomes } = pushed;
   await touchSystem(ctx.db, ctx.system);
   const byStatus = new Map<string, number>();
   for (const r of results) byStatus.set(r.status, (byStatus.get(r.status) ?? 0) + 1);
   for (const [status, n] of byStatus) countActivity(ctx.db, ctx.system, `push.${status}`, n);
+  // Counted from the conflict log rows this request wrote: a re-sent change is not counted twice.
   const byOutcome = new Map<ConflictOutcome, number>();
-  for (const r of results) {
-    const outcome = conflictOutcomeOf(r);
-    if (outcome) byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
-  }
+  for (const outcome of conflictOutcomes) byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
   for (const [outcome, n] of byOutcome) countActivity(ctx.db, ctx.system, `conflict.${outcome}`, n);
   return { results };
 }
 
 class ReceiptRace extends Error {}
 
-/** How a result's conflict was settled, for the activity counts (null: no conflict). */
-function conflictOutcomeOf(result: PushResult): ConflictOutcome | null {
-  if (!result.conflict) return null;
-  switch (result.status) {
-    case "applied":
-      return "client-won";
-    case "merged":
-      return "merged";
-    case "rejected":
-      return "server-won";
-    case "pending":
-      return "pending";
-    default:
-      return null;
-  }
+/** What one push transaction answered, and the outcome of each conflict it logged. */
+interface Pushed {
+  results: PushResult[];
+  conflictOutcomes: ConflictOutcome[];
 }
 
 interface PushSettings {
@@ -152,7 +140,7 @@ async function pushInTransaction(
   tx: Database,
   s: PushSettings,
   changes: readonly PushChange[],
-): Promise<PushResult[]> {
+): Promise<Pushed> {
   await lockCollection(tx, s.collection);
   const receivedAt = new Date();
 
@@ -233,7 +221,7 @@ async function pushInTransaction(
     );
     if (stored.length !== newReceipts.length) throw new ReceiptRace("a changeId was stored concurrently");
   }
-  return results;
+  return { results, conflictOutcomes: pendingConflicts.map((p) => p.row.outcome) };
 }
 
 /** A list of strings as one jsonb parameter, usable as `x in (…)` (one bound value however long the list). */

@@ -1,6 +1,5 @@
-import { randomBytes } from "node:crypto";
-import postgres from "postgres";
 import { openDatabase, type DatabaseHandle } from "@/lib/db/client";
+import { createDatabase } from "@/scripts/fresh-database";
 
 /**
  * A fresh, migrated database for one test file: PGlite in memory by default,
@@ -11,26 +10,13 @@ export async function openTestDatabase(): Promise<DatabaseHandle> {
   const serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) return openDatabase({ pgliteDir: "memory://" });
 
-  const name = `concord_test_${process.pid}_${randomBytes(4).toString("hex")}`;
-  const admin = postgres(serverUrl, { max: 1, onnotice: () => undefined });
-  try {
-    await admin.unsafe(`create database "${name}"`);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  const handle = await openDatabase({ databaseUrl: url.toString(), maxConnections: 8 });
+  const fresh = await createDatabase(serverUrl, "concord_test_");
+  const handle = await openDatabase({ databaseUrl: fresh.url, maxConnections: 8 });
   return {
     ...handle,
     async close() {
       await handle.close();
-      const dropper = postgres(serverUrl, { max: 1, onnotice: () => undefined });
-      try {
-        await dropper.unsafe(`drop database if exists "${name}" with (force)`);
-      } finally {
-        await dropper.end({ timeout: 5 });
-      }
+      await fresh.drop();
     },
   };
 }

@@ -12,7 +12,7 @@ import { startHubProcess, type HubProcess } from "@/scripts/hub-process";
  * node_modules holds only the runtime dependencies the bundle imports — no
  * tsx, no TypeScript, no sources. Then --help, --version, a hub that cannot be
  * reached, and init/put/sync/get against a real hub (Postgres when
- * DATABASE_URL is set, else PGlite; ports 3500–3549).
+ * DATABASE_URL is set, else PGlite; ports 3500–3524).
  */
 
 const ROOT = path.resolve(import.meta.dirname, "../..");

@@ -6,6 +6,7 @@ import { Card, PageHeader } from "@/components/ui/card";
 import { CopyButton } from "@/components/ui/copy-button";
 import { Time } from "@/components/ui/time";
 import { getVersionDetail } from "@/lib/console/policy-versions";
+import { splitLines } from "@/lib/console/policy-diff";
 import { requireOperator } from "../../../../_server/operator";
 import { RollbackForm } from "./rollback-form";
 
@@ -19,8 +20,7 @@ export default async function PolicyVersionPage({ params }: { params: Promise<{ 
   if (!detail) notFound();
   const v = detail.version;
   const isActive = v.version === detail.activeVersion;
-  const lines = v.yaml.split("\n");
-  if (lines[lines.length - 1] === "") lines.pop();
+  const lines = splitLines(v.yaml);
   return (
     <>
       <PageHeader

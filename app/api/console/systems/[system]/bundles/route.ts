@@ -1,4 +1,4 @@
-import { summarizeBundle, checkBundleSystem } from "@/lib/console/systems";
+import { summarizeBundle } from "@/lib/console/systems";
 import { readText } from "@/lib/http/body";
 import { withAdmin } from "@/lib/http/handlers";
 import { json } from "@/lib/http/respond";
@@ -20,8 +20,7 @@ export const dynamic = "force-dynamic";
 export const POST = withAdmin<{ system: string }>("bundles", async ({ hub, actor }, request, params) => {
   const system = parseParam(systemNameSchema, params.system, "system name");
   const text = await readText(request, MAX_BUNDLE_BYTES);
-  checkBundleSystem(text, system);
   const policy = await getActivePolicy(hub.db);
-  const response = await applyBundleForOperator({ db: hub.db, policy, bundle: text, actor });
+  const response = await applyBundleForOperator({ db: hub.db, policy, bundle: text, actor, system });
   return json({ summary: summarizeBundle(response) });
 });
