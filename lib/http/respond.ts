@@ -12,7 +12,9 @@ const STATUS: Record<ErrorCode, number> = {
   conflict: 409,
   payload_too_large: 413,
   policy_invalid: 422,
+  resync_required: 410,
   rate_limited: 429,
+  unavailable: 503,
   internal: 500,
 };
 

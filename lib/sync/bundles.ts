@@ -15,7 +15,8 @@ import {
   type UnsealedResponseBundle,
 } from "./bundle-format";
 import { deferActivity, type DeferredActivity } from "./activity";
-import { parseCheckpoint, pullChanges } from "./changes";
+import { pullChanges } from "./changes";
+import { checkpointSealer, type CheckpointSealer } from "./checkpoint";
 import type { SyncContext } from "./context";
 import { canonicalSize } from "./digest";
 import { operatorName } from "./history";
@@ -148,7 +149,7 @@ async function apply(ctx: SyncContext, request: RequestBundle, options: ApplyOpt
   // A replay is answered before the policy is consulted: its collections may have changed since.
   const earlier = await findReceipt(ctx.db, ctx.system, request.bundleId);
   if (earlier) throw replay(request, earlier);
-  const plan = planBundle(ctx, request);
+  const plan = planBundle(ctx, request, await checkpointSealer(ctx.db));
   const requestChecksum = request.checksum;
 
   // Activity counted by the pushes and pulls below goes to the hub's database once the bundle committed.
@@ -239,7 +240,7 @@ interface Plan {
  * server's, records are within the size limit. Problems are reported all at
  * once, each with its path in the bundle.
  */
-function planBundle(ctx: SyncContext, request: RequestBundle): Plan {
+function planBundle(ctx: SyncContext, request: RequestBundle, sealer: CheckpointSealer): Plan {
   const compiled = ctx.policy.compiled;
   const unknown: { path: string; message: string }[] = [];
   const forbidden: { path: string; message: string }[] = [];
@@ -264,11 +265,15 @@ function planBundle(ctx: SyncContext, request: RequestBundle): Plan {
   for (const collection of pushes) check(collection, `changes.${collection}`);
   const pulls: string[] = [];
   const badCheckpoints: { path: string; message: string }[] = [];
+  const staleCheckpoints: { path: string; message: string }[] = [];
   for (const collection of Object.keys(request.checkpoints).sort()) {
     if (!check(collection, `checkpoints.${collection}`)) continue;
     const checkpoint = request.checkpoints[collection];
-    if (checkpoint != null && parseCheckpoint(checkpoint) === null) {
+    const opened = checkpoint == null ? null : sealer.open({ system: ctx.system, collection }, checkpoint);
+    if (opened?.ok === false && opened.reason === "malformed") {
       badCheckpoints.push({ path: `checkpoints.${collection}`, message: "must be a checkpoint returned by this server, or null" });
+    } else if (opened?.ok === false) {
+      staleCheckpoints.push({ path: `checkpoints.${collection}`, message: "was not issued by this hub's current key" });
     }
     // A write-only collection has no feed: its checkpoint is ignored.
     if (rights(collection).read) pulls.push(collection);
@@ -297,6 +302,16 @@ function planBundle(ctx: SyncContext, request: RequestBundle): Plan {
       "invalid_request",
       `The bundle is invalid: ${badCheckpoints[0]?.path}: must be a checkpoint returned by this server, or null. Nothing was applied.`,
       badCheckpoints,
+    );
+  }
+  if (staleCheckpoints.length > 0) {
+    // An offline site cannot reconcile inside a bundle: it must resync (online, or by exporting from the beginning).
+    throw new ServiceError(
+      "resync_required",
+      `The bundle's checkpoint${staleCheckpoints.length > 1 ? "s" : ""} ${staleCheckpoints.map((c) => c.path).join(", ")} ${
+        staleCheckpoints.length > 1 ? "were" : "was"
+      } not issued by this hub's current key (an older hub version, or a rotated key). Nothing was applied; sync the site online once, or reset those checkpoints and export the bundle again.`,
+      staleCheckpoints,
     );
   }
 

@@ -1,5 +1,4 @@
 import { sql, type SQL } from "drizzle-orm";
-import { z } from "zod";
 import { rowsOf, type Database } from "../db/client";
 import { systems } from "../db/schema";
 import { ServiceError } from "../errors";
@@ -7,12 +6,11 @@ import { log } from "../log";
 import { allFields, scopeSql, type Scope } from "../policy/compile";
 import type { SyncContext } from "./context";
 import { countActivity, noteCursor } from "./activity";
+import { checkpointSealer, type CheckpointScope, type CheckpointSealer, type FeedPosition } from "./checkpoint";
 import { projectForReader } from "./projection";
 import {
-  changesQuerySchema,
   DEFAULT_PAGE_LIMIT,
   DELETED_DIGEST,
-  encodeCheckpoint,
   MAX_PAGE_LIMIT,
   type ChangeEntry,
   type ChangesResponse,
@@ -22,61 +20,6 @@ import { requireScope } from "./scope";
 
 // ---------------------------------------------------------------------------
 // Checkpoints
-
-/**
- * Where a reader stands in one collection's change feed.
- *
- * At the end of a pull (`hasMore: false`) the checkpoint is the plain
- * `encodeCheckpoint(seq)`: the reader then holds exactly the records visible
- * to it as of `seq`, so "did it have record X?" is answered by X's version at
- * `seq`.
- *
- * Inside a run of `hasMore` pages that is not true. The feed reports a record
- * at its latest change only, so a record changed twice while the run goes on
- * (once below the page's end, once above it) is skipped by this page and
- * reported by a later one; meanwhile the reader still holds an older version
- * than the one current at `seq`. If that record has left the reader's scope,
- * judging by its version at `seq` would never tell the reader to drop it. So a
- * checkpoint inside a run also carries where the run began: `origin`, the
- * end-of-pull checkpoint it started from (null for a pull from the
- * beginning), and `start`, the collection's highest seq when its first page
- * was read. A record the reader holds is then either its version at `origin`
- * or one that was current at some page of the run, that is, a version from
- * the one at `start` up to the one at `seq`.
- */
-export interface FeedPosition {
-  seq: number;
-  run: { start: number; origin: number | null } | null;
-}
-
-const NUMBER = "(0|[1-9][0-9]{0,15})";
-// `s<seq>` (encodeCheckpoint), `s<seq>.<start>` (a run from the beginning), `s<seq>.<start>.<origin>`.
-const CHECKPOINT_PATTERN = new RegExp(`^s${NUMBER}(?:\\.${NUMBER}(?:\\.${NUMBER})?)?$`);
-
-export function parseCheckpoint(text: string): FeedPosition | null {
-  const match = CHECKPOINT_PATTERN.exec(text);
-  if (!match) return null;
-  const [, seqText, startText, originText] = match;
-  const seq = Number(seqText);
-  const start = startText === undefined ? null : Number(startText);
-  const origin = originText === undefined ? null : Number(originText);
-  if (![seq, start ?? 0, origin ?? 0].every((n) => Number.isSafeInteger(n))) return null;
-  return { seq, run: start === null ? null : { start, origin } };
-}
-
-export function formatCheckpoint(position: FeedPosition): string {
-  const { seq, run } = position;
-  if (run === null) return encodeCheckpoint(seq);
-  return run.origin === null ? `s${seq}.${run.start}` : `s${seq}.${run.start}.${run.origin}`;
-}
-
-/** The query string of GET …/changes: protocol.ts's, with `since` accepting every checkpoint this module issues. */
-export const pullChangesQuerySchema = changesQuerySchema.extend({
-  since: z
-    .string()
-    .refine((s) => parseCheckpoint(s) !== null, "since must be a checkpoint returned by this server")
-    .optional(),
-});
 
 // ---------------------------------------------------------------------------
 // The delta feed
@@ -121,10 +64,9 @@ interface FeedRow {
  */
 export async function pullChanges({ ctx, input }: { ctx: SyncContext; input: PullChangesInput }): Promise<ChangesResponse> {
   const scope = requireScope(ctx, input.collection, "read");
-  const since = input.since === undefined ? null : parseCheckpoint(input.since);
-  if (input.since !== undefined && since === null) {
-    throw new ServiceError("invalid_request", "since must be a checkpoint returned by this server.");
-  }
+  const sealer = await checkpointSealer(ctx.db);
+  const checkpointScope = { system: ctx.system, collection: input.collection };
+  const since = input.since === undefined ? null : openSince(sealer, checkpointScope, input.since);
   const limit = input.limit ?? DEFAULT_PAGE_LIMIT;
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) {
     throw new ServiceError("invalid_request", `limit must be a whole number from 1 to ${MAX_PAGE_LIMIT}.`);
@@ -147,9 +89,9 @@ export async function pullChanges({ ctx, input }: { ctx: SyncContext; input: Pul
   const last = page.at(-1);
   if (hasMore && last) {
     const run = since?.run ?? { start: maxSeq, origin: since === null ? null : since.seq };
-    checkpoint = formatCheckpoint({ seq: Number(last.seq), run });
+    checkpoint = sealer.seal(checkpointScope, { seq: Number(last.seq), run });
   } else {
-    checkpoint = encodeCheckpoint(Math.max(since?.seq ?? 0, maxSeq));
+    checkpoint = sealer.seal(checkpointScope, { seq: Math.max(since?.seq ?? 0, maxSeq), run: null });
   }
 
   await notePull(ctx);
@@ -157,6 +99,24 @@ export async function pullChanges({ ctx, input }: { ctx: SyncContext; input: Pul
   countActivity(ctx.db, ctx.system, "pull.records", changes.length);
   noteCursor(ctx.db, ctx.system, input.collection, hasMore && last ? Number(last.seq) : Math.max(since?.seq ?? 0, maxSeq));
   return { changes, checkpoint, hasMore };
+}
+
+/**
+ * The position inside a `since` checkpoint. A string that is no checkpoint
+ * is a bad request; one this hub cannot open (an older hub's plain form, a
+ * rotated key, another collection's) asks the client to resync: it
+ * reconciles through the manifest and keeps its pending changes.
+ */
+export function openSince(sealer: CheckpointSealer, scope: CheckpointScope, since: string): FeedPosition {
+  const opened = sealer.open(scope, since);
+  if (opened.ok) return opened.position;
+  if (opened.reason === "malformed") {
+    throw new ServiceError("invalid_request", "since must be a checkpoint returned by this server (or absent, to start from the beginning).");
+  }
+  throw new ServiceError(
+    "resync_required",
+    `This checkpoint was not issued for collection "${scope.collection}" by this hub's current key (it may come from an older hub version); reconcile with the manifest, then pull from the beginning.`,
+  );
 }
 
 function toEntry(scope: Scope, everyField: boolean, row: FeedRow): ChangeEntry {

@@ -6,7 +6,7 @@ import { scopeSql, type Scope } from "../policy/compile";
 import { KEYS_CHANNEL } from "../auth/api-keys";
 import { getActivePolicy, POLICY_CHANNEL } from "../policy/store";
 import { CHANGES_CHANNEL, parseChangeNotification, type ChangeNotification, type SyncEvent } from "./events";
-import { encodeCheckpoint } from "./protocol";
+import { checkpointSealer } from "./checkpoint";
 
 /** One connected client of one system, as the bus sees it. */
 export interface EventSubscriber {
@@ -214,9 +214,18 @@ export class EventBus implements EventFeed {
       const touched = await touchedScopes(this.db, change, [...conditional.values()]);
       [...conditional.keys()].forEach((system, i) => told.set(system, touched[i] === true));
     }
-    const event: SyncEvent = { type: "change", collection: change.c, checkpoint: encodeCheckpoint(change.to) };
+    // The checkpoint is sealed per system (checkpoint.ts): it tells nothing about changes the system may not see.
+    const sealer = await checkpointSealer(this.db);
+    const events = new Map<string, SyncEvent>();
     for (const subscriber of audience) {
-      if (told.get(subscriber.system) && this.subscribers.has(subscriber)) subscriber.deliver(event);
+      if (!told.get(subscriber.system) || !this.subscribers.has(subscriber)) continue;
+      let event = events.get(subscriber.system);
+      if (!event) {
+        const checkpoint = sealer.seal({ system: subscriber.system, collection: change.c }, { seq: change.to, run: null });
+        event = { type: "change", collection: change.c, checkpoint };
+        events.set(subscriber.system, event);
+      }
+      subscriber.deliver(event);
     }
   }
 

@@ -10,7 +10,7 @@ import { digestOf } from "@/lib/sync/digest";
 import { notifyChanges } from "@/lib/sync/events";
 import { createEventBus, getEventBus, stopEventBus, type EventBus } from "@/lib/sync/events-bus";
 import { openEventStream } from "@/lib/sync/events-stream";
-import { encodeCheckpoint } from "@/lib/sync/protocol";
+import { checkpointSealer, type CheckpointSealer } from "@/lib/sync/checkpoint";
 import { startTestHub, type TestHub } from "@/tests/helpers/hub";
 
 const example = readFileSync("policies/example.yaml", "utf8");
@@ -20,10 +20,12 @@ const example = readFileSync("policies/example.yaml", "utf8");
 const ARRIVE_MS = 5_000;
 
 let t: TestHub;
+let sealer: CheckpointSealer;
 const keys: Record<string, string> = {};
 
 beforeAll(async () => {
   t = await startTestHub();
+  sealer = await checkpointSealer(t.hub.db);
   for (const system of ["crm", "webshop", "warehouse", "billing"]) {
     keys[system] = (await issueApiKey(t.hub.db, { system, actor: "test" })).key;
   }
@@ -149,10 +151,24 @@ async function connectTo(bus: EventBus, db: Database, system: string): Promise<C
   return track(new Response(stream), controller);
 }
 
-const isChange = (collection: string, checkpoint?: string) => (r: Received) =>
+/**
+ * The sequence number a change event's checkpoint seals. Checkpoints are
+ * bound to the system they were sent to, so the one that opens it says whose
+ * it is; an event sealed for no known system opens to null.
+ */
+function seqOf(data: { collection: string; checkpoint: string }): number | null {
+  for (const system of Object.keys(keys)) {
+    const opened = sealer.open({ system, collection: data.collection }, data.checkpoint);
+    if (opened.ok && opened.position.run === null) return opened.position.seq;
+  }
+  return null;
+}
+
+/** A change event of `collection`; with `seq`, one whose checkpoint is at that sequence number. */
+const isChange = (collection: string, seq?: number) => (r: Received) =>
   r.event === "change" &&
   (r.data as { collection: string }).collection === collection &&
-  (checkpoint === undefined || (r.data as { checkpoint: string }).checkpoint === checkpoint);
+  (seq === undefined || seqOf(r.data as { collection: string; checkpoint: string }) === seq);
 
 // ---------------------------------------------------------------------------
 // Writes, as the push engine makes them: records + history + notifyChanges in one transaction
@@ -200,7 +216,7 @@ let barrierCount = 0;
  */
 async function settle(...clients: Client[]): Promise<void> {
   const { to } = await write("products", [{ id: `barrier-${++barrierCount}`, data: { sku: "b" } }]);
-  await Promise.all(clients.map((c) => c.next(isChange("products", encodeCheckpoint(to)))));
+  await Promise.all(clients.map((c) => c.next(isChange("products", to))));
 }
 
 function customerEvents(client: Client): number {
@@ -240,9 +256,13 @@ describe("GET /api/v1/events", () => {
     const [crm, webshop, warehouse] = await Promise.all([connect("crm"), connect("webshop"), connect("warehouse")]);
     try {
       const { to } = await write("customers", [{ id: "web-1", data: { name: "Ann", source: "web", region: "north" } }]);
-      const expected = { collection: "customers", checkpoint: encodeCheckpoint(to) };
-      expect((await crm.next(isChange("customers"))).data).toEqual(expected);
-      expect((await webshop.next(isChange("customers"))).data).toEqual(expected);
+      for (const client of [crm, webshop]) {
+        const { data } = await client.next(isChange("customers"));
+        expect(data).toEqual({ collection: "customers", checkpoint: expect.stringMatching(/^c1[A-Za-z0-9_-]+$/) });
+        expect(seqOf(data as { collection: string; checkpoint: string })).toBe(to);
+      }
+      // Sealed per system and per event: the two systems' checkpoints differ.
+      expect(crm.changes()[0]?.checkpoint).not.toBe(webshop.changes()[0]?.checkpoint);
       await settle(crm, webshop, warehouse);
       expect(customerEvents(warehouse)).toBe(0);
       // Exactly the keys of the protocol: no record data travels with a hint.
@@ -279,7 +299,7 @@ describe("GET /api/v1/events", () => {
         { id: "mix-2", data: { source: "web" } },
         { id: "mix-3", data: { source: "phone" } },
       ]);
-      await webshop.next(isChange("customers", encodeCheckpoint(to)));
+      await webshop.next(isChange("customers", to));
     } finally {
       webshop.abort();
     }
@@ -290,7 +310,7 @@ describe("GET /api/v1/events", () => {
     const webshop = await connect("webshop");
     try {
       const { to } = await write("customers", [{ id: "leaver", data: { name: "Di", source: "store" } }]);
-      await webshop.next(isChange("customers", encodeCheckpoint(to)));
+      await webshop.next(isChange("customers", to));
     } finally {
       webshop.abort();
     }
@@ -305,7 +325,7 @@ describe("GET /api/v1/events", () => {
         { id: "twice", data: { source: "store" } },
         { id: "twice", data: { source: "store", name: "Ed" } },
       ]);
-      await webshop.next(isChange("customers", encodeCheckpoint(to)));
+      await webshop.next(isChange("customers", to));
     } finally {
       webshop.abort();
     }
@@ -328,7 +348,7 @@ rules:
       expect(customerEvents(crm)).toBe(1);
       expect(customerEvents(webshop)).toBe(0);
       const { to } = await write("customers", [{ id: "new-web", data: { source: "web" } }]);
-      await webshop.next(isChange("customers", encodeCheckpoint(to)));
+      await webshop.next(isChange("customers", to));
     } finally {
       crm.abort();
       webshop.abort();
@@ -344,7 +364,7 @@ rules:
       expect(warehouse.changes().filter((c) => c.collection === "orders")).toHaveLength(0);
       expect(billing.changes().filter((c) => c.collection === "orders")).toHaveLength(1);
       const { to } = await write("orders", [{ id: "o-new", data: { status: "paid", total: 10 } }]);
-      await warehouse.next(isChange("orders", encodeCheckpoint(to)));
+      await warehouse.next(isChange("orders", to));
     } finally {
       warehouse.abort();
       billing.abort();
@@ -449,9 +469,9 @@ rules: [{who: crm, collection: customers, read: all}]
       let last = 0;
       for (let i = 0; i < 40; i++) last = (await write("customers", [{ id: `burst-${i}`, data: { n: i } }])).to;
       // The watcher reads; once it has the last event, the stalled client has been offered all 40.
-      await watcher.next(isChange("customers", encodeCheckpoint(last)));
+      await watcher.next(isChange("customers", last));
       const reading = track(stalled, controller);
-      await reading.next(isChange("customers", encodeCheckpoint(last)));
+      await reading.next(isChange("customers", last));
       expect(reading.changes().length).toBeLessThan(20);
     } finally {
       controller.abort();
@@ -468,7 +488,7 @@ rules: [{who: crm, collection: customers, read: all}]
     try {
       const client = await connectTo(bus, other.db, "crm");
       const { to } = await write("customers", [{ id: "elsewhere", data: { source: "web" } }], t.hub.db);
-      await client.next(isChange("customers", encodeCheckpoint(to)));
+      await client.next(isChange("customers", to));
       expect(bus.subscriberCount).toBe(1);
       client.abort();
       await client.ended;
@@ -489,7 +509,7 @@ rules: [{who: crm, collection: customers, read: all}]
     try {
       expect(getEventBus(t.handle)).not.toBe(old);
       const { to } = await write("customers", [{ id: "after-stop", data: { source: "web" } }]);
-      await again.next(isChange("customers", encodeCheckpoint(to)));
+      await again.next(isChange("customers", to));
     } finally {
       again.abort();
     }

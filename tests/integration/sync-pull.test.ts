@@ -13,7 +13,6 @@ import { digestOf } from "@/lib/sync/digest";
 import { projectFields } from "@/lib/sync/projection";
 import {
   DELETED_DIGEST,
-  encodeCheckpoint,
   POLICY_VERSION_HEADER,
   type ChangeEntry,
   type ChangesResponse,
@@ -21,6 +20,7 @@ import {
   type ManifestEntry,
   type ManifestResponse,
 } from "@/lib/sync/protocol";
+import { checkpointAt, positionOf } from "@/tests/helpers/checkpoints";
 import { call, startTestHub, type TestHub } from "@/tests/helpers/hub";
 import { writeRecord, writeRecords, type WriteInput } from "@/tests/helpers/records";
 
@@ -213,7 +213,7 @@ describe("GET …/changes", () => {
       [5, false],
     ]);
     expect(entries.map((e) => e.id)).toEqual(Array.from({ length: 25 }, (_, i) => `p${String(i).padStart(3, "0")}`));
-    expect(checkpoint).toBe(encodeCheckpoint(seeded.at(-1)?.seq ?? -1));
+    expect(await positionOf(t.hub.db, "crm", "products", checkpoint)).toEqual({ seq: seeded.at(-1)?.seq ?? -1, run: null });
     for (const [i, entry] of entries.entries()) {
       expect(entry).toEqual({
         id: `p${String(i).padStart(3, "0")}`,
@@ -225,7 +225,8 @@ describe("GET …/changes", () => {
     }
     // Nothing new: the same checkpoint, nothing more.
     const again = await changesOk("crm", "products", { since: checkpoint });
-    expect(again).toEqual({ changes: [], checkpoint, hasMore: false });
+    expect(again).toEqual({ changes: [], checkpoint: expect.any(String), hasMore: false });
+    expect(await positionOf(t.hub.db, "crm", "products", again.checkpoint)).toEqual(await positionOf(t.hub.db, "crm", "products", checkpoint));
     // The default limit (1000) takes everything at once.
     const whole = await changesOk("crm", "products");
     expect(whole.changes).toHaveLength(25);
@@ -262,7 +263,8 @@ describe("GET …/changes", () => {
     expect(seen).toContain("q12@1");
     // The copy equals the server's records changed since the start.
     const server = await t.hub.db.select().from(records).where(eq(records.collection, "products"));
-    const changed = server.filter((r) => Number(r.seq) > Number(start.slice(1)));
+    const startSeq = (await positionOf(t.hub.db, "crm", "products", start)).seq;
+    const changed = server.filter((r) => Number(r.seq) > startSeq);
     expect(Object.fromEntries(copy)).toEqual(
       Object.fromEntries(changed.map((r) => [r.id, { version: r.version, digest: r.digest, data: r.data }])),
     );
@@ -282,17 +284,17 @@ describe("GET …/changes", () => {
       notes: "internal only",
     };
     const written = await writeRecord(t.hub.db, customer("proj-1", full));
-    const since = encodeCheckpoint(start);
+    const sinceFor = (system: string) => checkpointAt(t.hub.db, system, "customers", start);
 
-    const billing = byId((await changesOk("billing", "customers", { since })).changes, "proj-1");
+    const billing = byId((await changesOk("billing", "customers", { since: await sinceFor("billing") })).changes, "proj-1");
     const billingData = { name: full.name, email: full.email, region: full.region, credit_limit: 5000, vat_id: "NO123" };
     expect(billing).toEqual([{ id: "proj-1", version: 1, digest: digestOf(billingData), data: billingData }]);
 
-    const webshop = byId((await changesOk("webshop", "customers", { since })).changes, "proj-1");
+    const webshop = byId((await changesOk("webshop", "customers", { since: await sinceFor("webshop") })).changes, "proj-1");
     const webshopData = { name: full.name, email: full.email, address: full.address, source: "web" };
     expect(webshop).toEqual([{ id: "proj-1", version: 1, digest: digestOf(webshopData), data: webshopData }]);
 
-    const crm = byId((await changesOk("crm", "customers", { since })).changes, "proj-1");
+    const crm = byId((await changesOk("crm", "customers", { since: await sinceFor("crm") })).changes, "proj-1");
     expect(crm).toEqual([{ id: "proj-1", version: 1, digest: written.digest, data: full }]);
     expect(written.digest).toBe(digestOf(full));
   });
@@ -423,16 +425,21 @@ describe("GET …/changes", () => {
     );
     const last = written.at(-1)?.seq ?? -1;
     const page = await changesOk("webshop", "customers", { since: start, limit: 5 });
-    expect(page).toEqual({ changes: [], checkpoint: encodeCheckpoint(last), hasMore: false });
-    expect(await changesOk("webshop", "customers", { since: page.checkpoint })).toEqual(page);
+    expect(page).toEqual({ changes: [], checkpoint: expect.any(String), hasMore: false });
+    expect(await positionOf(t.hub.db, "webshop", "customers", page.checkpoint)).toEqual({ seq: last, run: null });
+    const again = await changesOk("webshop", "customers", { since: page.checkpoint });
+    expect(again).toEqual({ changes: [], checkpoint: expect.any(String), hasMore: false });
+    expect(await positionOf(t.hub.db, "webshop", "customers", again.checkpoint)).toEqual({ seq: last, run: null });
     // A checkpoint beyond the collection's last change stays where it is.
-    const ahead = encodeCheckpoint(last + 1000);
-    expect(await changesOk("webshop", "customers", { since: ahead })).toEqual({ changes: [], checkpoint: ahead, hasMore: false });
+    const ahead = await checkpointAt(t.hub.db, "webshop", "customers", last + 1000);
+    const beyond = await changesOk("webshop", "customers", { since: ahead });
+    expect(beyond).toEqual({ changes: [], checkpoint: expect.any(String), hasMore: false });
+    expect(await positionOf(t.hub.db, "webshop", "customers", beyond.checkpoint)).toEqual({ seq: last + 1000, run: null });
   });
 
   it("still removes a record whose later changes fall beyond a page (a run of hasMore pages)", async () => {
     await writeRecord(t.hub.db, customer("run-x", { name: "X", source: "web" }));
-    const had = await changesOk("webshop", "customers", { since: encodeCheckpoint((await currentSeq()) - 1) });
+    const had = await changesOk("webshop", "customers", { since: await checkpointAt(t.hub.db, "webshop", "customers", (await currentSeq()) - 1) });
     expect(byId(had.changes, "run-x")).toHaveLength(1);
 
     // X leaves the scope, two visible records follow, X changes again outside the scope.
@@ -447,7 +454,7 @@ describe("GET …/changes", () => {
     const p2 = await changesOk("webshop", "customers", { since: p1.checkpoint, limit: 2 });
     expect(p2.changes).toEqual([{ id: "run-x", removed: true }]);
     expect(p2.hasMore).toBe(false);
-    expect(p2.checkpoint).toBe(encodeCheckpoint(await currentSeq()));
+    expect(await positionOf(t.hub.db, "webshop", "customers", p2.checkpoint)).toEqual({ seq: await currentSeq(), run: null });
 
     // A reader that starts from the beginning during such a run is not told about X.
     await writeRecords(t.hub.db, [customer("run-f3", { name: "F3", source: "web" }), customer("run-f4", { name: "F4", source: "web" })]);
@@ -530,6 +537,19 @@ describe("errors", () => {
     ["since that is not a checkpoint", 400, "invalid_request", () => getChanges("crm", "customers", { since: "yesterday" })],
     ["since with a leading zero", 400, "invalid_request", () => getChanges("crm", "customers", { since: "s01" })],
     ["since that is too large", 400, "invalid_request", () => getChanges("crm", "customers", { since: "s99999999999999999" })],
+    ["since of an older hub version (plain s<seq>)", 410, "resync_required", () => getChanges("crm", "customers", { since: "s5" })],
+    [
+      "since issued for another collection",
+      410,
+      "resync_required",
+      async () => getChanges("crm", "customers", { since: await checkpointAt(t.hub.db, "crm", "products", 1) }),
+    ],
+    [
+      "since issued to another system",
+      410,
+      "resync_required",
+      async () => getChanges("crm", "customers", { since: await checkpointAt(t.hub.db, "webshop", "customers", 1) }),
+    ],
     ["limit 0", 400, "invalid_request", () => getChanges("crm", "customers", { limit: 0 })],
     ["limit 10001", 400, "invalid_request", () => getChanges("crm", "customers", { limit: 10001 })],
     ["limit abc", 400, "invalid_request", () => getChanges("crm", "customers", { limit: "abc" })],
