@@ -1,6 +1,6 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
 import type { z } from "zod";
-import { parseCondition, type ConditionAst } from "./condition";
+import { fieldsReferenced, parseCondition, type ConditionAst } from "./condition";
 import {
   durationSeconds,
   policyFileSchema,
@@ -235,6 +235,8 @@ function checkReferences(file: PolicyFile, positionOf: PositionOf): ValidationRe
     };
   }
 
+  checkWriteConditions(file, rules, membersOf, error);
+
   for (const system of systemNames) {
     const reaches = rules.some((r) => (r.read || r.write) && membersOf(r.who).includes(system));
     if (!reaches) warn(["systems", system], `system "${system}" can reach no collection: no rule gives it read or write`);
@@ -251,6 +253,54 @@ function checkReferences(file: PolicyFile, positionOf: PositionOf): ValidationRe
     sync,
   };
   return { ok: true, policy, warnings: sortIssues(warnings) };
+}
+
+/**
+ * A write condition may test only fields the system can read in every record
+ * it can read in that collection (when it can read any). The hub answers a
+ * refused write `forbidden`, so a condition over a field the system cannot
+ * read would let it learn that field by trying writes: exactly what the
+ * read rule hides (protocol.md, "Information flow"). A system with no read
+ * right on the collection only creates records there, from data it sends, so
+ * its write condition may test any field.
+ */
+function checkWriteConditions(
+  file: PolicyFile,
+  rules: readonly Rule[],
+  membersOf: (who: string) => string[],
+  error: (path: Path, message: string) => void,
+): void {
+  const reported = new Set<string>();
+  for (const rule of rules) {
+    const where = rule.write?.where;
+    if (!where) continue;
+    const tested = [...new Set(fieldsReferenced(where).map((path) => path.split(".")[0] as string))];
+    for (const system of membersOf(rule.who)) {
+      const reads = rules.filter((r) => r.read && r.collection === rule.collection && membersOf(r.who).includes(system));
+      if (reads.length === 0) continue;
+      const readable = readableEverywhere(reads.map((r) => (r.read as Right).fields));
+      const hidden = readable === "*" ? [] : tested.filter((f) => !readable.has(f));
+      if (hidden.length === 0 || reported.has(`${rule.index}`)) continue;
+      reported.add(`${rule.index}`);
+      const raw = file.rules[rule.index]?.write;
+      const path: Path = typeof raw === "string" ? ["rules", rule.index, "write"] : ["rules", rule.index, "write", "where"];
+      const names = hidden.map((f) => `"${f}"`).join(", ");
+      error(
+        path,
+        `this write condition tests ${names}, which system "${system}" cannot read in every record of "${rule.collection}" it can read; a refused write would tell it what its read rule hides. Add ${names} to its read fields there, or test only fields it can read`,
+      );
+    }
+  }
+}
+
+/** The fields readable in every record a set of read grants covers: the intersection of their field lists. */
+function readableEverywhere(lists: readonly ("*" | readonly string[])[]): "*" | Set<string> {
+  let common: Set<string> | "*" = "*";
+  for (const fields of lists) {
+    if (fields === "*") continue;
+    common = common === "*" ? new Set(fields) : new Set(fields.filter((f) => (common as Set<string>).has(f)));
+  }
+  return common;
 }
 
 function normaliseRight(

@@ -2,7 +2,9 @@ import { createHash } from "node:crypto";
 import { and, eq, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../db/client";
-import { auditLog, bundleReceipts } from "../db/schema";
+import { rowsOf } from "../db/client";
+import { auditLog, bundleReceipts, pushReceipts } from "../db/schema";
+import { covers } from "../policy/compile";
 import { ServiceError } from "../errors";
 import type { ActivePolicy } from "../policy/store";
 import {
@@ -20,8 +22,18 @@ import { checkpointSealer, type CheckpointSealer } from "./checkpoint";
 import type { SyncContext } from "./context";
 import { canonicalSize } from "./digest";
 import { operatorName } from "./history";
-import { MAX_PAGE_LIMIT, MAX_PUSH_CHANGES, MAX_RECORD_BYTES, type ChangeEntry, type JsonObject, type PushResult } from "./protocol";
-import { pushChanges } from "./push";
+import { projectForReader } from "./projection";
+import {
+  DELETED_DIGEST,
+  MAX_PAGE_LIMIT,
+  MAX_PUSH_CHANGES,
+  MAX_RECORD_BYTES,
+  type ChangeEntry,
+  type JsonObject,
+  type PushResult,
+} from "./protocol";
+import { decisionOf, pushChanges } from "./push";
+import { render, type Subject } from "./push-decide";
 
 /**
  * Offline bundles (protocol.md): a site without a connection hands the hub a
@@ -114,15 +126,23 @@ export async function applyBundleForOperator({
 
 export const bundleIdSchema = z.uuid({ error: "bundleId must be a UUID" });
 
-/** The response bundle stored when a bundle was applied, to download it again. 404 when that system never applied it. */
+/**
+ * The response bundle stored when a bundle was applied, to download it again.
+ * 404 when that system never applied it. Under the policy it was answered
+ * with, it is returned exactly as it was; after a policy change it is
+ * rendered again under the active policy (reprojectResponse), so downloading
+ * it later never shows what the system may no longer read.
+ */
 export async function getBundleResponse({
   db,
   system,
   bundleId,
+  policy,
 }: {
   db: Database;
   system: string;
   bundleId: string;
+  policy: ActivePolicy;
 }): Promise<ResponseBundle> {
   if (!bundleIdSchema.safeParse(bundleId).success) {
     throw new ServiceError("invalid_request", "bundleId must be a UUID.", [{ path: "bundleId", message: "must be a UUID" }]);
@@ -134,7 +154,81 @@ export async function getBundleResponse({
   if (!row) {
     throw new ServiceError("not_found", `System "${system}" has applied no bundle ${bundleId}; nothing is stored for it.`);
   }
-  return row.response as unknown as ResponseBundle;
+  const stored = row.response as unknown as ResponseBundle;
+  if (stored.policyVersion === policy.version) return stored;
+  return reprojectResponse(db, system, policy, stored);
+}
+
+/**
+ * A stored response bundle under the active policy: every push result is
+ * rendered again from its decision and the version it speaks of (as a
+ * re-sent change is, push.ts), every pulled entry from that version in
+ * history — an entry the system may no longer read becomes `removed`.
+ */
+async function reprojectResponse(db: Database, system: string, policy: ActivePolicy, stored: ResponseBundle): Promise<ResponseBundle> {
+  const results: Record<string, PushResult[]> = {};
+  const changes: Record<string, ChangeEntry[]> = {};
+  for (const collection of new Set([...Object.keys(stored.results), ...Object.keys(stored.changes)])) {
+    const scope = policy.compiled.scope(system, collection, "read");
+    const storedResults = stored.results[collection] ?? [];
+    const storedEntries = stored.changes[collection] ?? [];
+    const wanted = [
+      ...storedResults.filter((r) => r.version !== undefined).map((r) => ({ id: r.id, version: r.version as number })),
+      ...storedEntries.flatMap((e) => ("version" in e ? [{ id: e.id, version: e.version }] : [])),
+    ];
+    const versions = await historyVersions(db, collection, wanted);
+    const own = await ownDigests(db, system, collection, storedResults.map((r) => r.changeId));
+    const subjectOf = (id: string, version: number | undefined): Subject => (version === undefined ? null : (versions.get(`${version}\u0000${id}`) ?? null));
+    if (collection in stored.results) {
+      results[collection] = storedResults.map((r) => {
+        const decision = decisionOf(r as unknown as JsonObject);
+        const ownDigest = own.get(r.changeId);
+        if (ownDigest !== undefined) decision.own = ownDigest;
+        return render(scope, r, decision, subjectOf(r.id, r.version));
+      });
+    }
+    if (collection in stored.changes) {
+      changes[collection] = storedEntries.map((e): ChangeEntry => {
+        if (!("version" in e)) return e;
+        const subject = subjectOf(e.id, e.version);
+        if (subject === null || !covers(scope, subject.data)) return { id: e.id, removed: true };
+        if (subject.deleted) return { id: e.id, version: e.version, digest: DELETED_DIGEST, deleted: true };
+        const view = projectForReader(scope, subject.data) as { data: JsonObject; digest: string };
+        return { id: e.id, version: e.version, digest: view.digest, data: view.data };
+      });
+    }
+  }
+  return sealBundle({ ...stored, policyVersion: policy.version, results, changes }, sha256Hex);
+}
+
+/** Versions of records from history, whole, keyed `${version}\0${id}`. */
+async function historyVersions(db: Database, collection: string, wanted: { id: string; version: number }[]): Promise<Map<string, Subject>> {
+  const found = new Map<string, Subject>();
+  for (let i = 0; i < wanted.length; i += 1000) {
+    const pairs = wanted.slice(i, i + 1000).map((w) => sql`(${w.id}, ${w.version}::integer)`);
+    const rows = rowsOf<{ id: string; version: number; data: JsonObject | string; deleted: boolean }>(
+      await db.execute(sql`select id, version, data, deleted from record_history
+        where collection = ${collection} and (id, version) in (${sql.join(pairs, sql`, `)})`),
+    );
+    for (const r of rows) {
+      const data = typeof r.data === "string" ? (JSON.parse(r.data) as JsonObject) : r.data;
+      found.set(`${Number(r.version)}\u0000${r.id}`, { data, deleted: r.deleted });
+    }
+  }
+  return found;
+}
+
+/** The digests of the system's own copies its receipts kept (push-decide.ts Decision.own), by changeId. */
+async function ownDigests(db: Database, system: string, collection: string, changeIds: string[]): Promise<Map<string, string>> {
+  const own = new Map<string, string>();
+  if (changeIds.length === 0) return own;
+  const rows = rowsOf<{ change_id: string; own: string | null }>(
+    await db.execute(sql`select change_id, result->>'own' as own from ${pushReceipts}
+      where system = ${system} and collection = ${collection}
+        and change_id in (select jsonb_array_elements_text(${JSON.stringify(changeIds)}::jsonb))`),
+  );
+  for (const r of rows) if (r.own !== null) own.set(r.change_id, r.own);
+  return own;
 }
 
 // ---------------------------------------------------------------------------

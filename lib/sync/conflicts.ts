@@ -70,18 +70,25 @@ export const CONFLICTS_DEFAULT_LIMIT = 50;
 export const CONFLICTS_MAX_LIMIT = 500;
 
 /** The query string of GET /api/admin/conflicts. */
-export const listConflictsQuerySchema = z.strictObject({
-  status: z
-    .enum([...CONFLICT_STATUSES, "all"], { error: "status must be one of pending, resolved, settled or all" })
-    .optional(),
-  collection: collectionNameSchema.optional(),
-  system: systemFilterSchema.optional(),
-  strategy: z.enum(STRATEGIES, { error: `strategy must be one of ${STRATEGIES.join(", ")}` }).optional(),
-  since: isoTime("since").optional(),
-  until: isoTime("until").optional(),
-  before: conflictIdSchema.optional(),
-  limit: pageLimitSchema(CONFLICTS_MAX_LIMIT).optional(),
-});
+export const listConflictsQuerySchema = z
+  .strictObject({
+    status: z
+      .enum([...CONFLICT_STATUSES, "all"], { error: "status must be one of pending, resolved, settled or all" })
+      .optional(),
+    collection: collectionNameSchema.optional(),
+    system: systemFilterSchema.optional(),
+    strategy: z.enum(STRATEGIES, { error: `strategy must be one of ${STRATEGIES.join(", ")}` }).optional(),
+    since: isoTime("since").optional(),
+    until: isoTime("until").optional(),
+    before: conflictIdSchema.optional(),
+    limit: pageLimitSchema(CONFLICTS_MAX_LIMIT).optional(),
+    /** With `system`: the conflict that system's push result called `conflict.id` (its own numbering). */
+    ref: conflictIdSchema.optional(),
+  })
+  .refine((q) => q.ref === undefined || q.system !== undefined, {
+    path: ["ref"],
+    message: "ref is a system's own conflict number: send it with system=<the system that pushed>",
+  });
 
 export type ListConflictsInput = z.infer<typeof listConflictsQuerySchema>;
 
@@ -137,6 +144,8 @@ export const RESOLVE_BODY_LIMIT = 4 * MAX_RECORD_BYTES;
 
 export interface ConflictSummary {
   id: number;
+  /** The conflict's number among the pushing system's own conflicts: the `conflict.id` its push result showed. */
+  clientRef: number | null;
   collection: string;
   recordId: string;
   clientSystem: string;
@@ -184,6 +193,7 @@ export interface ResolveResult {
 
 const summaryColumns = {
   id: conflicts.id,
+  clientRef: conflicts.clientRef,
   collection: conflicts.collection,
   recordId: conflicts.recordId,
   clientSystem: conflicts.clientSystem,
@@ -205,6 +215,7 @@ type SummaryRow = Pick<ConflictRow, keyof typeof summaryColumns>;
 function toSummary(row: SummaryRow): ConflictSummary {
   return {
     id: row.id,
+    clientRef: row.clientRef,
     collection: row.collection,
     recordId: row.recordId,
     clientSystem: row.clientSystem,
@@ -284,6 +295,8 @@ export async function listConflicts(ctx: ReadContext, input: ListConflictsInput)
   const rows: SummaryRow[] =
     input.system === undefined
       ? await branch()
+      : input.ref !== undefined
+        ? await branch(and(eq(conflicts.clientSystem, input.system), eq(conflicts.clientRef, input.ref)))
       : await union(branch(eq(conflicts.clientSystem, input.system)), branch(eq(conflicts.serverSystem, input.system)))
           .orderBy(desc(conflicts.id))
           .limit(limit + 1);

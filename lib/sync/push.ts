@@ -1,48 +1,43 @@
-import { and, eq, sql } from "drizzle-orm";
-import mergePatch from "json-merge-patch";
+import { sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { rowsOf } from "../db/client";
-import { countActivity } from "./activity";
 import { conflicts, pushReceipts, records, systems, type ConflictOutcome } from "../db/schema";
 import { ServiceError } from "../errors";
-import { fieldsFor, type Scope } from "../policy/compile";
-import type { Strategy } from "../policy/document";
+import { countActivity } from "./activity";
 import type { SyncContext } from "./context";
 import { canonicalSize, digestOf } from "./digest";
-import { changedFields, jsonEqual, overlay } from "./json";
 import { lockCollection } from "./lock";
-import { projectForReader } from "./projection";
+import { decide, render, type Decision, type Outcome, type PushSettings, type StoredVersion, type Subject } from "./push-decide";
 import {
   COLLECTION_PATTERN,
-  DELETED_DIGEST,
-  MAX_RECORD_BYTES,
-  hasKeyDeep,
   isJsonObject,
+  MAX_RECORD_BYTES,
+  PUSH_STATUSES,
   type JsonObject,
   type PushChange,
   type PushResponse,
   type PushResult,
+  type PushStatus,
 } from "./protocol";
-import { effectiveModifiedAt, STRATEGIES, type Settlement } from "./strategies";
 import { writeVersions, type NewVersion } from "./versions";
-import { checkWrite } from "./write-check";
 
 export interface PushInput {
   collection: string;
   changes: readonly PushChange[];
 }
 
-/** Results worth replaying for a re-sent changeId: the ones that decided something. */
-const RECEIPT_STATUSES = new Set(["applied", "unchanged", "merged", "rejected", "pending"]);
+/** Decisions worth replaying for a re-sent changeId: the ones that decided something. */
+const RECEIPT_STATUSES = new Set<PushStatus>(["applied", "unchanged", "merged", "rejected", "pending"]);
 
 /**
  * POST /api/v1/collections/{c}/push — the server side of claims 3 and 4.
  *
- * All changes of a request are decided and stored in one transaction that
- * holds the collection lock, so versions have no gaps or duplicates under any
- * number of writers and instances, and every result is durable before it is
- * returned. Each change is either applied, or its content is kept in the
- * conflict log, or it is refused (forbidden/invalid) with nothing written.
+ * All changes of a request are decided (push-decide.ts) and stored in one
+ * transaction that holds the collection lock, so versions have no gaps or
+ * duplicates under any number of writers and instances, and every result is
+ * durable before it is returned. Each change is either applied, or its
+ * content is kept in the conflict log, or it is refused (forbidden/invalid)
+ * with nothing written.
  */
 export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: PushInput }): Promise<PushResponse> {
   const { collection } = input;
@@ -74,7 +69,7 @@ export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: Pus
     }
   });
 
-  const settings = {
+  const settings: PushSettings = {
     system: ctx.system,
     collection,
     readScope,
@@ -88,8 +83,8 @@ export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: Pus
     try {
       pushed = await ctx.db.transaction((tx) => pushInTransaction(tx, settings, input.changes));
     } catch (error) {
-      // Two copies of one changeId pushed at once to different collections race on
-      // the receipt: the loser retries and finds the winner's result.
+      // Two copies of one changeId pushed at once to one collection by two instances race on the receipt:
+      // the loser retries and finds the winner's decision.
       if (!(error instanceof ReceiptRace) || attempt >= 2) throw error;
     }
   }
@@ -113,115 +108,174 @@ interface Pushed {
   conflictOutcomes: ConflictOutcome[];
 }
 
-interface PushSettings {
-  system: string;
-  collection: string;
-  readScope: Scope;
-  writeScope: Scope;
-  conflict: { strategy: Strategy; fallback: Exclude<Strategy, "field-merge"> };
-  priorityOf: (system: string) => number | null;
+/** A decision already taken for a changeId: from an earlier request's receipt, or earlier in this one. */
+interface Taken {
+  recordId: string;
+  /** SHA-256 of the change's canonical JSON; null for receipts stored before it was kept. */
+  changeDigest: string | null;
+  decision: Decision;
+  /** Known for decisions of this request; loaded from history for earlier ones. */
+  subject?: Subject;
 }
 
-interface ServerState {
-  version: number;
-  data: JsonObject;
-  deleted: boolean;
-  digest: string;
-  updatedBy: string;
-  modifiedAt: Date;
-}
-
-interface PendingConflict {
-  result: PushResult;
-  row: typeof conflicts.$inferInsert;
-}
-
-async function pushInTransaction(
-  tx: Database,
-  s: PushSettings,
-  changes: readonly PushChange[],
-): Promise<Pushed> {
+async function pushInTransaction(tx: Database, s: PushSettings, changes: readonly PushChange[]): Promise<Pushed> {
   await lockCollection(tx, s.collection);
   const receivedAt = new Date();
+  const changeDigests = changes.map((c) => digestOf(c as unknown as JsonObject));
+  const taken = await loadReceipts(tx, s, changes);
 
-  const changeIds = [...new Set(changes.map((c) => c.changeId))];
-  const receipts = new Map<string, PushResult>();
-  if (changeIds.length > 0) {
-    const rows = await tx
-      .select({ changeId: pushReceipts.changeId, result: pushReceipts.result })
-      .from(pushReceipts)
-      .where(and(eq(pushReceipts.system, s.system), sql`${pushReceipts.changeId} in (${jsonList(changeIds)})`));
-    for (const row of rows) receipts.set(row.changeId, row.result as unknown as PushResult);
-  }
-
-  const fresh = changes.filter((c) => !receipts.has(c.changeId));
+  const fresh = changes.filter((c) => !taken.has(c.changeId));
   const state = await loadState(tx, s.collection, [...new Set(fresh.map((c) => c.id))]);
   const history = await loadBases(tx, s.collection, fresh, state);
+  const baseOf = (id: string) => (version: number) => history.get(baseKey(id, version));
 
-  const results: PushResult[] = [];
-  const byChangeId = new Map<string, PushResult>(receipts);
+  const answers: { change: PushChange; decision: Decision; subject: Subject }[] = [];
   const versions: NewVersion[] = [];
-  const pendingConflicts: PendingConflict[] = [];
-  const newReceipts: PushResult[] = [];
+  const logged: { outcome: Outcome; decision: Decision }[] = [];
+  const receipts: { change: PushChange; digest: string; decision: Decision }[] = [];
 
-  for (const change of changes) {
-    const previous = byChangeId.get(change.changeId);
+  for (const [i, change] of changes.entries()) {
+    const digest = changeDigests[i] as string;
+    const previous = taken.get(change.changeId);
     if (previous) {
-      results.push(previous);
+      const reused = previous.recordId !== change.id || (previous.changeDigest !== null && previous.changeDigest !== digest);
+      answers.push(
+        reused
+          ? {
+              change,
+              decision: {
+                status: "invalid",
+                reason: `changeId "${change.changeId}" was already used for another change${previous.recordId !== change.id ? ` (to record "${previous.recordId}")` : ""} in this collection; give every change a new changeId.`,
+              },
+              subject: null,
+            }
+          : { change, decision: previous.decision, subject: previous.subject ?? null },
+      );
       continue;
     }
-    const outcome = decide(s, change, state.get(change.id), history, receivedAt);
-    if (outcome.write) {
-      versions.push(outcome.write);
+    const outcome = decide(s, change, state.get(change.id), baseOf(change.id), receivedAt);
+    const { decision, write } = outcome;
+    if (write) {
+      versions.push(write);
       // A later change of this request may be based on the version this one supersedes: keep it as a base.
       const superseded = state.get(change.id);
-      if (superseded) history.set(baseKey(change.id, superseded.version), { data: superseded.data, deleted: superseded.deleted });
-      state.set(change.id, {
-        version: outcome.write.version,
-        data: outcome.write.data,
-        deleted: outcome.write.deleted,
-        digest: outcome.write.digest,
+      if (superseded) history.set(baseKey(change.id, superseded.version), superseded);
+      const stored: StoredVersion = {
+        version: write.version,
+        data: write.data,
+        deleted: write.deleted,
+        digest: write.digest,
         updatedBy: s.system,
-        modifiedAt: outcome.write.modifiedAt,
-      });
-      history.set(baseKey(change.id, outcome.write.version), { data: outcome.write.data, deleted: outcome.write.deleted });
+        modifiedAt: write.modifiedAt,
+      };
+      state.set(change.id, stored);
+      history.set(baseKey(change.id, write.version), stored);
     }
-    if (outcome.conflict) pendingConflicts.push({ result: outcome.result, row: outcome.conflict });
-    results.push(outcome.result);
-    // forbidden/invalid wrote nothing: re-sending them is re-evaluated, e.g. after a policy change.
-    if (RECEIPT_STATUSES.has(outcome.result.status)) {
-      byChangeId.set(change.changeId, outcome.result);
-      newReceipts.push(outcome.result);
+    if (outcome.conflict) logged.push({ outcome, decision });
+    answers.push({ change, decision, subject: outcome.subject });
+    // forbidden/invalid wrote nothing: re-sending them is decided again, e.g. after a policy change.
+    if (RECEIPT_STATUSES.has(decision.status)) {
+      taken.set(change.changeId, { recordId: change.id, changeDigest: digest, decision, subject: outcome.subject });
+      receipts.push({ change, digest, decision });
     }
   }
 
   await writeVersions(tx, s.collection, versions);
+  if (logged.length > 0) await logConflicts(tx, s.system, logged);
 
-  if (pendingConflicts.length > 0) {
-    const inserted = await tx
-      .insert(conflicts)
-      .values(pendingConflicts.map((p) => p.row))
-      .returning({ id: conflicts.id, changeId: conflicts.changeId });
-    const idByChange = new Map(inserted.map((r) => [r.changeId, r.id]));
-    for (const p of pendingConflicts) {
-      if (p.result.conflict) p.result.conflict.id = idByChange.get(p.result.changeId) ?? p.result.conflict.id;
-    }
-  }
-
-  if (newReceipts.length > 0) {
+  if (receipts.length > 0) {
     // One jsonb parameter for the whole batch (see writeVersions).
-    const rows = newReceipts.map((r) => ({ change_id: r.changeId, record_id: r.id, result: r }));
+    const rows = receipts.map((r) => ({ change_id: r.change.changeId, record_id: r.change.id, result: r.decision, change_digest: r.digest }));
     const stored = rowsOf<{ change_id: string }>(
       await tx.execute(sql`
-        insert into ${pushReceipts} (system, change_id, collection, record_id, result)
-        select ${s.system}, x.change_id, ${s.collection}, x.record_id, x.result
-        from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(change_id text, record_id text, result jsonb)
+        insert into ${pushReceipts} (system, collection, change_id, record_id, result, change_digest)
+        select ${s.system}, ${s.collection}, x.change_id, x.record_id, x.result, x.change_digest
+        from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(change_id text, record_id text, result jsonb, change_digest text)
         on conflict do nothing
         returning change_id`),
     );
-    if (stored.length !== newReceipts.length) throw new ReceiptRace("a changeId was stored concurrently");
+    if (stored.length !== receipts.length) throw new ReceiptRace("a changeId was stored concurrently");
   }
-  return { results, conflictOutcomes: pendingConflicts.map((p) => p.row.outcome) };
+
+  const results = answers.map((a) => render(s.readScope, a.change, a.decision, a.subject));
+  return { results, conflictOutcomes: logged.map((l) => l.outcome.conflict?.outcome as ConflictOutcome) };
+}
+
+/**
+ * Logs the conflicts of this push and numbers them in the pushing system's
+ * own sequence (conflicts.client_ref): the number its results show as
+ * `conflict.id`. The counter row is locked until the push commits, so the
+ * numbers have no gaps or duplicates.
+ */
+async function logConflicts(tx: Database, system: string, logged: { outcome: Outcome; decision: Decision }[]): Promise<void> {
+  const [counter] = await tx
+    .insert(systems)
+    .values({ name: system, conflictRefs: logged.length })
+    .onConflictDoUpdate({ target: systems.name, set: { conflictRefs: sql`${systems.conflictRefs} + ${logged.length}` } })
+    .returning({ last: systems.conflictRefs });
+  const first = Number(counter?.last) - logged.length + 1;
+  await tx.insert(conflicts).values(
+    logged.map(({ outcome, decision }, i) => {
+      if (decision.conflict) decision.conflict.id = first + i;
+      return { ...(outcome.conflict as typeof conflicts.$inferInsert), clientRef: first + i };
+    }),
+  );
+}
+
+/**
+ * The decisions already taken for this request's changeIds in this
+ * collection, with the version each one speaks of, read back from history so
+ * the answer is rendered under today's policy (push-decide.ts render).
+ */
+async function loadReceipts(tx: Database, s: PushSettings, changes: readonly PushChange[]): Promise<Map<string, Taken>> {
+  const taken = new Map<string, Taken>();
+  const changeIds = [...new Set(changes.map((c) => c.changeId))];
+  if (changeIds.length === 0) return taken;
+  const rows = rowsOf<{
+    change_id: string;
+    record_id: string;
+    result: JsonObject | string;
+    change_digest: string | null;
+    data: JsonObject | string | null;
+    deleted: boolean | null;
+  }>(
+    await tx.execute(sql`
+      select r.change_id, r.record_id, r.result, r.change_digest, h.data, h.deleted
+      from ${pushReceipts} r
+      left join record_history h
+        on h.collection = r.collection and h.id = r.record_id and h.version = (r.result->>'version')::integer
+      where r.system = ${s.system} and r.collection = ${s.collection}
+        and r.change_id in (select jsonb_array_elements_text(${JSON.stringify(changeIds)}::jsonb))`),
+  );
+  for (const row of rows) {
+    const data = typeof row.data === "string" ? (JSON.parse(row.data) as JsonObject) : row.data;
+    const stored = typeof row.result === "string" ? (JSON.parse(row.result) as JsonObject) : row.result;
+    taken.set(row.change_id, {
+      recordId: row.record_id,
+      changeDigest: row.change_digest,
+      decision: decisionOf(stored),
+      subject: data === null ? null : { data, deleted: row.deleted === true },
+    });
+  }
+  return taken;
+}
+
+/**
+ * A stored decision. Receipts written before decisions were stored hold the
+ * answer given then: its status, version, reason and conflict are the
+ * decision; its data and digest are dropped (they are rendered again).
+ */
+export function decisionOf(stored: JsonObject): Decision {
+  const status = PUSH_STATUSES.find((s) => s === stored.status) ?? "invalid";
+  const decision: Decision = { status };
+  if (typeof stored.version === "number") decision.version = stored.version;
+  if (typeof stored.reason === "string") decision.reason = stored.reason;
+  if (typeof stored.own === "string") decision.own = stored.own;
+  const conflict = stored.conflict;
+  if (isJsonObject(conflict) && typeof conflict.id === "number" && typeof conflict.strategy === "string") {
+    decision.conflict = { id: conflict.id, strategy: conflict.strategy };
+  }
+  return decision;
 }
 
 /** A list of strings as one jsonb parameter, usable as `x in (…)` (one bound value however long the list). */
@@ -229,8 +283,8 @@ function jsonList(values: readonly string[]) {
   return sql`select jsonb_array_elements_text(${JSON.stringify(values)}::jsonb)`;
 }
 
-async function loadState(tx: Database, collection: string, ids: string[]): Promise<Map<string, ServerState>> {
-  const state = new Map<string, ServerState>();
+async function loadState(tx: Database, collection: string, ids: string[]): Promise<Map<string, StoredVersion>> {
+  const state = new Map<string, StoredVersion>();
   if (ids.length === 0) return state;
   const rows = await tx
     .select({
@@ -243,12 +297,12 @@ async function loadState(tx: Database, collection: string, ids: string[]): Promi
       modifiedAt: records.modifiedAt,
     })
     .from(records)
-    .where(and(eq(records.collection, collection), sql`${records.id} in (${jsonList(ids)})`));
+    .where(sql`${records.collection} = ${collection} and ${records.id} in (${jsonList(ids)})`);
   for (const r of rows) state.set(r.id, r);
   return state;
 }
 
-type Bases = Map<string, { data: JsonObject; deleted: boolean }>;
+type Bases = Map<string, StoredVersion>;
 
 function baseKey(id: string, version: number): string {
   return `${version}\u0000${id}`;
@@ -259,7 +313,7 @@ async function loadBases(
   tx: Database,
   collection: string,
   changes: readonly PushChange[],
-  state: Map<string, ServerState>,
+  state: Map<string, StoredVersion>,
 ): Promise<Bases> {
   const wanted = new Map<string, { id: string; version: number }>();
   for (const c of changes) {
@@ -271,263 +325,32 @@ async function loadBases(
   const bases: Bases = new Map();
   if (wanted.size === 0) return bases;
   const pairs = [...wanted.values()].map((w) => sql`(${w.id}, ${w.version}::integer)`);
-  const rows = rowsOf<{ id: string; version: number; data: JsonObject | string; deleted: boolean }>(
+  const rows = rowsOf<{
+    id: string;
+    version: number;
+    data: JsonObject | string;
+    deleted: boolean;
+    digest: string;
+    written_by: string;
+    modified_at: Date | string;
+  }>(
     await tx.execute(
-      sql`select id, version, data, deleted from record_history
+      sql`select id, version, data, deleted, digest, written_by, modified_at from record_history
           where collection = ${collection} and (id, version) in (${sql.join(pairs, sql`, `)})`,
     ),
   );
   for (const r of rows) {
     const data = typeof r.data === "string" ? (JSON.parse(r.data) as JsonObject) : r.data;
-    bases.set(baseKey(r.id, Number(r.version)), { data, deleted: r.deleted });
+    bases.set(baseKey(r.id, Number(r.version)), {
+      version: Number(r.version),
+      data,
+      deleted: r.deleted,
+      digest: r.digest,
+      updatedBy: r.written_by,
+      modifiedAt: new Date(r.modified_at),
+    });
   }
   return bases;
-}
-
-interface Outcome {
-  result: PushResult;
-  write?: NewVersion;
-  conflict?: typeof conflicts.$inferInsert;
-}
-
-/** Decides one change against the server's current state (pure apart from its inputs). */
-function decide(
-  s: PushSettings,
-  change: PushChange,
-  current: ServerState | undefined,
-  bases: Bases,
-  receivedAt: Date,
-): Outcome {
-  const { changeId, id, baseVersion } = change;
-  const refuse = (status: "invalid" | "forbidden", reason: string): Outcome => ({
-    result: { changeId, id, status, reason },
-  });
-
-  // Versions (claims 3 and 4).
-  if (!current) {
-    if (baseVersion !== null) {
-      return refuse("invalid", `Record "${id}" does not exist on the server, so baseVersion must be null (a first submission).`);
-    }
-    if (change.deleted) return refuse("invalid", `Record "${id}" does not exist on the server; there is nothing to delete.`);
-  } else if (baseVersion !== null && baseVersion > current.version) {
-    return refuse(
-      "invalid",
-      `baseVersion ${baseVersion} is above the server's version ${current.version} of record "${id}"; pull the record and retry.`,
-    );
-  }
-
-  const base =
-    baseVersion === null || !current
-      ? null
-      : baseVersion === current.version
-        ? { data: current.data, deleted: current.deleted }
-        : (bases.get(baseKey(id, baseVersion)) ?? null);
-  if (baseVersion !== null && !base) {
-    return refuse("invalid", `Version ${baseVersion} of record "${id}" is not in the server's history.`);
-  }
-  const baseLive = base && !base.deleted ? base.data : null;
-  const serverLive = current && !current.deleted ? current.data : null;
-
-  // What the client means: its whole record, and the fields it changed relative to its base.
-  const intent = clientIntent(s.readScope, change, baseLive ?? serverLive);
-  if ("invalid" in intent) return refuse("invalid", intent.invalid);
-  const mine = intent.record;
-  const delta = mine === null ? [] : intent.fields.filter((f) => !jsonEqual(mine[f], baseLive?.[f]));
-  // The client's change applied to the server's current copy.
-  const applied = mine === null ? null : serverLive ? overlay(serverLive, mine, delta) : mine;
-
-  if (s.writeScope.grants.length === 0) {
-    return refuse("forbidden", `Collection "${s.collection}" is read-only for system "${s.system}".`);
-  }
-
-  // Nothing to write: the record as sent equals the server's (no version bump).
-  if (current && (applied === null ? current.deleted : serverLive !== null && jsonEqual(applied, serverLive))) {
-    const view = viewOf(s, current.deleted ? null : current.data, { own: true, digest: current.digest });
-    return { result: { changeId, id, status: "unchanged", version: current.version, ...view.digestOnly } };
-  }
-
-  const check = checkWrite(s.writeScope, serverLive, applied, changedFields(serverLive, applied));
-  if (!check.ok) return refuse("forbidden", check.reason);
-
-  const modifiedAt = effectiveModifiedAt(change.modifiedAt, receivedAt);
-  const version = (current?.version ?? 0) + 1;
-  const conflict = current !== undefined && baseVersion !== current.version && !(baseVersion === null && current.deleted);
-
-  const newVersion = (data: JsonObject | null, origin: "push" | "merge"): NewVersion => ({
-    id,
-    version,
-    // A tombstone keeps the last live data so read scopes can still be evaluated for it.
-    data: data ?? serverLive ?? baseLive ?? {},
-    deleted: data === null,
-    digest: digestOf(data),
-    origin,
-    changeId,
-    writtenBy: s.system,
-    modifiedAt,
-  });
-
-  if (!conflict) {
-    const write = newVersion(applied, "push");
-    const view = viewOf(s, applied, { own: true, digest: write.digest });
-    return { result: { changeId, id, status: "applied", version, ...view.digestOnly }, write };
-  }
-
-  // A conflict: settle it with the strategy the policy assigns (claim 4, last case).
-  const server = current as ServerState;
-  const settlement: Settlement = STRATEGIES[s.conflict.strategy]({
-    base: baseLive,
-    server: serverLive,
-    client: applied === null ? null : mine,
-    clientSystem: s.system,
-    serverSystem: server.updatedBy,
-    clientPriority: s.priorityOf(s.system) ?? 0,
-    serverPriority: s.priorityOf(server.updatedBy),
-    clientModifiedAt: modifiedAt,
-    serverModifiedAt: server.modifiedAt,
-    fallback: s.conflict.fallback,
-  });
-
-  let written: JsonObject | null | undefined; // undefined: nothing written
-  let outcome: ConflictOutcome;
-  let reason: string;
-  const details: JsonObject = { ...settlement.details };
-  if (settlement.winner === "client") {
-    written = applied;
-    outcome = "client-won";
-    reason = `Your change won a conflict with version ${server.version} (${s.conflict.strategy}).`;
-  } else if (settlement.winner === "merged") {
-    written = settlement.data;
-    outcome = "merged";
-    reason = `Your change and version ${server.version} were merged (${s.conflict.strategy}).`;
-  } else if (settlement.winner === "pending") {
-    outcome = "pending";
-    reason = `Your change collides with version ${server.version} and is held for an operator (${s.conflict.strategy}); the server's copy is unchanged until it is resolved.`;
-  } else {
-    outcome = "server-won";
-    reason = `Your change lost a conflict with version ${server.version} (${s.conflict.strategy}); it is kept in the conflict log.`;
-  }
-
-  if (written !== undefined) {
-    const settled = checkWrite(s.writeScope, serverLive, written, changedFields(serverLive, written));
-    if (!settled.ok) {
-      // The settlement would write outside the client's rights: keep the server's copy and the client's change in the log.
-      details.refused = settled.reason;
-      written = undefined;
-      outcome = "server-won";
-      reason = `Your change lost a conflict with version ${server.version}: ${settled.reason} It is kept in the conflict log.`;
-    } else if (written !== null && serverLive !== null && jsonEqual(written, serverLive)) {
-      written = undefined;
-      outcome = "server-won";
-      reason = `Your change lost a conflict with version ${server.version} (${s.conflict.strategy}); it is kept in the conflict log.`;
-    }
-  }
-
-  const write = written === undefined ? undefined : newVersion(written, outcome === "merged" ? "merge" : "push");
-  const finalData = written === undefined ? (server.deleted ? null : server.data) : written;
-  const finalVersion = write ? version : server.version;
-  // The client holds its own record: if the result is that, it is "applied"; otherwise it needs the data.
-  const own = written !== undefined && (written === null ? applied === null : mine !== null && jsonEqual(written, mine));
-  const view = viewOf(s, finalData, { own, digest: write ? write.digest : server.digest });
-  const clientView = viewOf(s, applied === null ? null : mine, { own: true });
-  const status: PushResult["status"] =
-    write === undefined
-      ? outcome === "pending"
-        ? "pending"
-        : "rejected"
-      : own || (view.digest !== undefined && view.digest === clientView.digest)
-        ? "applied"
-        : "merged";
-
-  const result: PushResult = {
-    changeId,
-    id,
-    status,
-    version: finalVersion,
-    ...(view.digest === undefined ? {} : { digest: view.digest }),
-    ...(status === "applied" ? {} : view.body),
-    conflict: { id: 0, strategy: s.conflict.strategy },
-    reason,
-  };
-  return {
-    result,
-    write,
-    conflict: {
-      collection: s.collection,
-      recordId: id,
-      clientSystem: s.system,
-      serverSystem: server.updatedBy,
-      changeId,
-      baseVersion,
-      baseData: baseLive,
-      serverVersion: server.version,
-      serverData: serverLive,
-      serverDeleted: server.deleted,
-      clientChange: change as unknown as JsonObject,
-      clientData: mine,
-      strategy: s.conflict.strategy,
-      outcome,
-      details,
-      resultVersion: write ? version : null,
-    },
-  };
-}
-
-/**
- * The client's whole record as it means it, and the fields it speaks for.
- * `data` is the record as the client sees it: fields it cannot read are kept
- * from the copy its change is based on; the fields it speaks for are those it
- * can read plus those it sent. A `patch` speaks for its keys only.
- */
-function clientIntent(
-  readScope: Scope,
-  change: PushChange,
-  source: JsonObject | null,
-): { record: JsonObject | null; fields: string[] } | { invalid: string } {
-  if (change.deleted) return { record: null, fields: [] };
-  if (change.patch) {
-    // json-merge-patch stops silently at these keys; refuse rather than apply half a patch.
-    if (hasKeyDeep(change.patch, "constructor") || hasKeyDeep(change.patch, "prototype")) {
-      return { invalid: 'A patch cannot set fields named "constructor" or "prototype"; send the whole record as data instead.' };
-    }
-    const patched: unknown = mergePatch.apply(structuredClone(source ?? {}), change.patch);
-    if (!isJsonObject(patched)) return { invalid: "The patch does not produce a JSON object." };
-    if (canonicalSize(patched) > MAX_RECORD_BYTES) {
-      return { invalid: `The patched record would be larger than ${MAX_RECORD_BYTES / 1024} KiB.` };
-    }
-    return { record: patched, fields: Object.keys(change.patch) };
-  }
-  const data = change.data as JsonObject;
-  const visible = source ? fieldsFor(readScope, source) : "*";
-  if (visible === "*") {
-    return { record: data, fields: [...new Set([...Object.keys(source ?? {}), ...Object.keys(data)])] };
-  }
-  const record: JsonObject = {};
-  for (const [k, v] of Object.entries(source ?? {})) if (!visible?.has(k)) record[k] = v;
-  for (const [k, v] of Object.entries(data)) record[k] = v;
-  const spoken = new Set(Object.keys(data));
-  for (const k of Object.keys(source ?? {})) if (visible?.has(k)) spoken.add(k);
-  return { record, fields: [...spoken] };
-}
-
-/**
- * The record as the pushing system may see it: projected data and its digest.
- * For a record outside its read scope it gets nothing back — except the digest
- * of what it wrote itself (`own`), so a writer without read rights still has a
- * base. `digest` is the stored digest of the whole data, when known.
- */
-function viewOf(
-  s: PushSettings,
-  data: JsonObject | null,
-  options: { own: boolean; digest?: string },
-): { digest?: string; body: { data?: JsonObject; deleted?: true }; digestOnly: { digest?: string } } {
-  if (data === null) return { digest: DELETED_DIGEST, body: { deleted: true }, digestOnly: { digest: DELETED_DIGEST } };
-  const view = projectForReader(s.readScope, data, options.digest);
-  if (!view) {
-    if (!options.own) return { body: {}, digestOnly: {} };
-    const digest = options.digest ?? digestOf(data);
-    return { digest, body: {}, digestOnly: { digest } };
-  }
-  return { digest: view.digest, body: { data: view.data }, digestOnly: { digest: view.digest } };
 }
 
 const touched = new WeakMap<Database, Map<string, number>>();

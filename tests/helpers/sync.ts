@@ -1,4 +1,6 @@
+import { and, eq } from "drizzle-orm";
 import { issueApiKey } from "@/lib/auth/api-keys";
+import { conflicts, type ConflictRow } from "@/lib/db/schema";
 import type { Database } from "@/lib/db/client";
 import type { PushChange, PushResult } from "@/lib/sync/protocol";
 import * as pushRoute from "@/app/api/v1/collections/[collection]/push/route";
@@ -46,4 +48,25 @@ export async function pushOne(key: string, collection: string, change: ChangeInp
   const [result] = await push(key, collection, [change]);
   if (!result) throw new Error("no result");
   return result;
+}
+
+/**
+ * The conflict-log row behind a push result: `conflict.id` is the pushing
+ * system's own conflict number (conflicts.client_ref), not the log's id.
+ */
+export async function conflictLogged(db: Database, system: string, result: PushResult | undefined): Promise<ConflictRow | undefined> {
+  const ref = result?.conflict?.id;
+  if (ref === undefined) return undefined;
+  const [row] = await db
+    .select()
+    .from(conflicts)
+    .where(and(eq(conflicts.clientSystem, system), eq(conflicts.clientRef, ref)));
+  return row;
+}
+
+/** The conflict log's id (admin API, console) of the conflict a push result reports. */
+export async function conflictLogId(db: Database, system: string, result: PushResult | undefined): Promise<number> {
+  const row = await conflictLogged(db, system, result);
+  if (!row) throw new Error(`no conflict-log row for ${system}'s result ${JSON.stringify(result)}`);
+  return row.id;
 }

@@ -12,7 +12,7 @@ import { digestOf } from "@/lib/sync/digest";
 import { DELETED_DIGEST, type ChangesResponse } from "@/lib/sync/protocol";
 import { call, startTestHub, type TestHub } from "@/tests/helpers/hub";
 import { readHistory, readRecord } from "@/tests/helpers/records";
-import { keysFor, pushOne } from "@/tests/helpers/sync";
+import { conflictLogId, keysFor, pushOne } from "@/tests/helpers/sync";
 
 const example = readFileSync("policies/example.yaml", "utf8");
 
@@ -58,7 +58,7 @@ async function manualOrder(id: string): Promise<number> {
   await pushOne(key("billing"), "orders", { id, baseVersion: 2, patch: { paid_at: "2026-11-26" } });
   const res = await pushOne(key("warehouse"), "orders", { id, baseVersion: 2, patch: { status: "packed", tracking: "TR-1" } });
   expect(res, JSON.stringify(res)).toMatchObject({ status: "pending", version: 3, conflict: { strategy: "manual" } });
-  return res.conflict!.id;
+  return conflictLogId(t.hub.db, "warehouse", res);
 }
 
 /** Orders are server-wins for billing: it marks paid an order the web shop changed meanwhile, and loses. */
@@ -67,7 +67,7 @@ async function serverWinsOrder(id: string): Promise<number> {
   await pushOne(key("webshop"), "orders", { id, baseVersion: 1, data: { ...order, items: ["A", "B"], total: 55 } });
   const res = await pushOne(key("billing"), "orders", { id, baseVersion: 1, patch: { status: "paid", paid_at: "2026-11-25" } });
   expect(res, JSON.stringify(res)).toMatchObject({ status: "rejected", conflict: { strategy: "server-wins" } });
-  return res.conflict!.id;
+  return conflictLogId(t.hub.db, "billing", res);
 }
 
 const ann = { name: "Ann", email: "ann@example.com", phone: "555-0100", region: "north" };
@@ -78,7 +78,7 @@ async function fieldMergePending(id: string): Promise<number> {
   await pushOne(key("crm"), "customers", { id, baseVersion: 1, patch: { phone: "555-0101" } });
   const res = await pushOne(key("crm"), "customers", { id, baseVersion: 1, patch: { phone: "555-0102" } });
   expect(res, JSON.stringify(res)).toMatchObject({ status: "pending", conflict: { strategy: "field-merge" } });
-  return res.conflict!.id;
+  return conflictLogId(t.hub.db, "crm", res);
 }
 
 /** Disjoint edits of one customer are merged: a conflict settled at push time. */
@@ -87,7 +87,7 @@ async function fieldMergeMerged(id: string): Promise<number> {
   await pushOne(key("crm"), "customers", { id, baseVersion: 1, patch: { phone: "555-0101" } });
   const res = await pushOne(key("crm"), "customers", { id, baseVersion: 1, patch: { email: "ann@example.org" } });
   expect(res, JSON.stringify(res)).toMatchObject({ status: "merged", conflict: { strategy: "field-merge" } });
-  return res.conflict!.id;
+  return conflictLogId(t.hub.db, "crm", res);
 }
 
 // ---------------------------------------------------------------------------
@@ -204,6 +204,7 @@ describe("GET /api/admin/conflicts", () => {
     const m1 = page.conflicts.find((c) => c.id === f.m1);
     expect(m1).toEqual({
       id: f.m1,
+      clientRef: 1, // the warehouse's first conflict: what its push result called conflict.id
       collection: "orders",
       recordId: "list-m1",
       clientSystem: "warehouse",
@@ -257,6 +258,10 @@ describe("GET /api/admin/conflicts", () => {
       [{ status: "pending", collection: "customers" }, [f.p1]],
       [{ status: "pending", system: "billing", until: mid }, [f.m1, f.m2]],
       [{ system: "crm", strategy: "field-merge", status: "settled" }, [f.g1]],
+      // A system's own conflict number (its push result's conflict.id) finds that one conflict.
+      [{ system: "warehouse", ref: 2 }, [f.m2]],
+      [{ system: "crm", ref: 2 }, [f.g1]],
+      [{ system: "billing", ref: 2 }, []],
     ];
     for (const [query, expected] of cases) {
       expect(idsOf(await listOk(query)), JSON.stringify(query)).toEqual(desc(...expected));
@@ -290,6 +295,7 @@ describe("GET /api/admin/conflicts", () => {
     ["a date that is not ISO", { since: "yesterday" }],
     ["a date-time without a zone", { until: "2026-11-25T10:00:00" }],
     ["an unknown parameter", { page: 2 }],
+    ["a system's conflict number without the system", { ref: 1 }],
   ];
   it.each(bad)("refuses %s with 400 naming the parameter", async (_name, query) => {
     const res = await list(query);
@@ -532,7 +538,7 @@ describe("resolution of deletes and creations (a policy where every change waits
     expect(pending.status).toBe("pending");
     const { checkpoint } = await changes("webshop", "tickets");
 
-    const res = await resolveOk(pending.conflict!.id, { resolution: "client" });
+    const res = await resolveOk(await conflictLogId(t.hub.db, "crm", pending), { resolution: "client" });
     expect(res.record).toEqual({ version: 3, digest: DELETED_DIGEST, deleted: true });
     expect(res.message).toMatch(/a deletion/);
     expect(await current("tickets", "tk-del")).toMatchObject({ version: 3, deleted: true, digest: DELETED_DIGEST });
@@ -545,7 +551,7 @@ describe("resolution of deletes and creations (a policy where every change waits
     await pushOne(key("crm"), "tickets", { id: "tk-new", baseVersion: null, data: { title: "a", state: "open" } });
     const pending = await pushOne(key("billing"), "tickets", { id: "tk-new", baseVersion: null, data: { title: "b" } });
     expect(pending.status).toBe("pending");
-    const res = await resolveOk(pending.conflict!.id, { resolution: "client" });
+    const res = await resolveOk(await conflictLogId(t.hub.db, "billing", pending), { resolution: "client" });
     expect(res.record).toMatchObject({ version: 2, data: { title: "b", state: "open" } });
   });
 
@@ -556,13 +562,15 @@ describe("resolution of deletes and creations (a policy where every change waits
     const second = await pushOne(key("warehouse"), "tickets", { id: "tk-two", baseVersion: 1, patch: { title: "c" } });
     expect([first.status, second.status]).toEqual(["pending", "pending"]);
 
-    await resolveOk(first.conflict!.id, { resolution: "client" });
-    expect(((await detail(second.conflict!.id)).body as ConflictEntry).status).toBe("pending");
-    const res = await resolve(second.conflict!.id, { resolution: "client" });
+    const firstId = await conflictLogId(t.hub.db, "billing", first);
+    const secondId = await conflictLogId(t.hub.db, "warehouse", second);
+    await resolveOk(firstId, { resolution: "client" });
+    expect(((await detail(secondId)).body as ConflictEntry).status).toBe("pending");
+    const res = await resolve(secondId, { resolution: "client" });
     expect(res.status).toBe(409);
     expect(errorOf(res.body).message).toMatch(/at version 3, written by operator:admin-token/);
 
-    const ok = await resolveOk(second.conflict!.id, { resolution: "client", expectedVersion: 3 });
+    const ok = await resolveOk(secondId, { resolution: "client", expectedVersion: 3 });
     expect(ok.record).toMatchObject({ version: 4, data: { title: "c", state: "closed" } });
     const listed = await listOk({ collection: "tickets", system: "operator:admin-token" });
     expect(idsOf(listed)).toEqual([]); // both conflicts were raised against copies the systems wrote

@@ -149,7 +149,7 @@ describe("a bundle round trip through POST /api/v1/bundles", () => {
     expect(again.status).toBe(200);
     expect(again.body).toEqual(first);
     expect((await decodeBundle(JSON.stringify(again.body), "response", sha256Hex)).ok).toBe(true);
-    expect(await getBundleResponse({ db: t.hub.db, system: "webshop", bundleId: first.bundleId })).toEqual(first);
+    expect(await getBundleResponse({ db: t.hub.db, system: "webshop", bundleId: first.bundleId, policy: await getActivePolicy(t.hub.db) })).toEqual(first);
 
     // Another system cannot read it; an unknown id or a malformed one says so.
     expect((await fetchResponse(keys.crm!, first.bundleId)).status).toBe(404);

@@ -10,7 +10,7 @@ import { resolveConflict } from "@/lib/sync/conflicts";
 import { restoreRecordVersion } from "@/lib/sync/history";
 import { startTestHub, type TestHub } from "@/tests/helpers/hub";
 import { readRecord, writeRecords } from "@/tests/helpers/records";
-import { keysFor, pushOne } from "@/tests/helpers/sync";
+import { conflictLogId, keysFor, pushOne } from "@/tests/helpers/sync";
 
 let t: TestHub;
 let keys: Record<string, string>;
@@ -34,7 +34,7 @@ async function manualOrder(id: string): Promise<number> {
   await pushOne(key("billing"), "orders", { id, baseVersion: 2, patch: { paid_at: "2026-11-26" } });
   const res = await pushOne(key("warehouse"), "orders", { id, baseVersion: 2, patch: { status: "packed", tracking: "TR-1" } });
   expect(res.status).toBe("pending");
-  return res.conflict!.id;
+  return conflictLogId(t.hub.db, "warehouse", res);
 }
 
 /** Billing loses to the web shop on orders (server-wins): settled at push time. */
@@ -43,7 +43,7 @@ async function serverWinsOrder(id: string): Promise<number> {
   await pushOne(key("webshop"), "orders", { id, baseVersion: 1, data: { ...order, items: ["A", "B"], total: 55 } });
   const res = await pushOne(key("billing"), "orders", { id, baseVersion: 1, patch: { status: "paid", paid_at: "2026-11-25" } });
   expect(res.status).toBe("rejected");
-  return res.conflict!.id;
+  return conflictLogId(t.hub.db, "billing", res);
 }
 
 /** The CRM edits one customer's phone twice from version 1: field-merge falls back to manual. */
@@ -53,7 +53,7 @@ async function customerPending(id: string): Promise<number> {
   await pushOne(key("crm"), "customers", { id, baseVersion: 1, patch: { phone: "555-0101" } });
   const res = await pushOne(key("crm"), "customers", { id, baseVersion: 1, patch: { phone: "555-0102", name: "Ann B." } });
   expect(res.status).toBe("pending");
-  return res.conflict!.id;
+  return conflictLogId(t.hub.db, "crm", res);
 }
 
 const ids = (rows: { id: number }[]) => rows.map((r) => r.id);

@@ -236,7 +236,7 @@ describe("scope changes", () => {
       await writeRecord(t.hub.db, { collection: "customers", id: "sc-south-2", data: { name: "S2", email: "s2@x", source: "web", region: "south" }, by: "seed" });
       await shop.sync();
       expect((await shop.list("customers")).map((r) => r.id)).toEqual(expect.arrayContaining(["sc-north", "sc-south", "sc-south-2"]));
-      // A local edit the web shop may still write survives the reconcile.
+      // A local edit of a record that is about to leave the web shop's read scope.
       await shop.patch("customers", "sc-south-2", { name: "S2 edited" });
 
       await activatePolicy(t.hub.db, { yaml: shrunk, actor: "test", source: "api" });
@@ -247,9 +247,14 @@ describe("scope changes", () => {
       expect(r.removed).toBeGreaterThanOrEqual(1);
       expect(await shop.get("customers", "sc-south")).toBeUndefined();
       expect(await shop.get("customers", "sc-north")).toBeDefined();
-      // sc-south-2's edit was pushed first (the hub accepted it: web shop may still write south web customers).
-      expect((await server("customers", "sc-south-2"))?.data).toMatchObject({ name: "S2 edited" });
-      expect(quarantined).toEqual([]);
+      // sc-south-2's edit was pushed first, to a record the web shop may no longer read: the hub answers as it
+      // would for a record that does not exist (it reveals nothing of it), so the edit is not applied; the SDK
+      // keeps it in the quarantine with the hub's reason, and the server's copy is unchanged.
+      expect((await server("customers", "sc-south-2"))?.data).toMatchObject({ name: "S2" });
+      expect(quarantined).toEqual(["sc-south-2"]);
+      const [held] = (await shop.quarantined()).filter((e) => e.id === "sc-south-2");
+      expect(held?.quarantine).toMatchObject({ status: "invalid", reason: expect.stringMatching(/not one you can read/) });
+      expect(held?.record).toMatchObject({ name: "S2 edited" });
     } finally {
       await activatePolicy(t.hub.db, { yaml: example, actor: "test", source: "api" });
     }

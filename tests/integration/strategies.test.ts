@@ -9,7 +9,7 @@ import { lockCollection } from "@/lib/sync/lock";
 import { DELETED_DIGEST, type ChangesResponse, type JsonObject, type PushResult } from "@/lib/sync/protocol";
 import { writeVersions } from "@/lib/sync/versions";
 import { call, startTestHub, type TestHub } from "@/tests/helpers/hub";
-import { changeId, keysFor, push, pushOne } from "@/tests/helpers/sync";
+import { changeId, conflictLogged, keysFor, push, pushOne } from "@/tests/helpers/sync";
 
 /**
  * Every conflict strategy through the HTTP API, with two client flows: A and
@@ -200,7 +200,7 @@ async function race(collection: string, input: RaceInput): Promise<Race> {
   if (collection !== "limited") expect(A.copy(id)).toEqual(server);
   expect(server.digest).toBe(digestOf(server.data));
 
-  const [log] = await t.hub.db.select().from(conflicts).where(eq(conflicts.id, result.conflict?.id ?? -1));
+  const log = await conflictLogged(t.hub.db, bSystem, result);
   if (!log) throw new Error("no conflict-log row");
   // The log has both sides, the base, and B's change exactly as sent and as meant: nothing B sent is lost.
   expect(log).toMatchObject({
@@ -269,7 +269,7 @@ function expectApplied(r: Race, strategy: string, data: JsonObject | null) {
     status: "applied",
     version: 3,
     digest: digestOf(data),
-    conflict: { id: r.log.id, strategy },
+    conflict: { id: r.log.clientRef, strategy },
     reason: expect.stringMatching(/won a conflict with version 2|were merged/),
   });
   expect(r.server).toEqual({ version: 3, digest: digestOf(data), data });
@@ -481,7 +481,7 @@ describe("priority", () => {
     });
     const { result } = await B.push("op-1", bPhone);
     expect(result).toMatchObject({ status: "rejected", version: 2, data: operatorData, conflict: { strategy: "priority" } });
-    const [log] = await t.hub.db.select().from(conflicts).where(eq(conflicts.id, result.conflict?.id ?? -1));
+    const log = await conflictLogged(t.hub.db, "beta", result);
     expect(log).toMatchObject({
       serverSystem: "operator:admin-token",
       clientSystem: "beta",
@@ -755,7 +755,7 @@ describe("conflicts detected and settled inside one request", () => {
     ]);
     expect(first).toMatchObject({ status: "applied", version: 2 });
     expect(second).toMatchObject({ status, version, data, conflict: { strategy: collection === "fm_manual" ? "field-merge" : "server-wins" } });
-    const [log] = await t.hub.db.select().from(conflicts).where(eq(conflicts.id, second?.conflict?.id ?? -1));
+    const log = await conflictLogged(t.hub.db, "alpha", second);
     expect(log).toMatchObject({ baseVersion: 1, baseData: { a: 1, b: 1 }, serverVersion: 2, serverData: { a: 2, b: 1 }, clientData: { a: 1, b: 2 }, outcome });
   });
 });

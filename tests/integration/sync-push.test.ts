@@ -6,7 +6,7 @@ import { digestOf } from "@/lib/sync/digest";
 import { DELETED_DIGEST, POLICY_VERSION_HEADER } from "@/lib/sync/protocol";
 import { startTestHub, type TestHub } from "@/tests/helpers/hub";
 import { readHistory, readRecord } from "@/tests/helpers/records";
-import { changeId, keysFor, push, pushOne, pushRaw } from "@/tests/helpers/sync";
+import { changeId, conflictLogged, keysFor, push, pushOne, pushRaw } from "@/tests/helpers/sync";
 
 let t: TestHub;
 let keys: Record<string, string>;
@@ -85,7 +85,7 @@ describe("versions and digests (claims 3 and 4)", () => {
     ]);
     expect(results.map((r) => r.status)).toEqual(["invalid", "invalid", "invalid", "invalid"]);
     expect(results[0]?.reason).toMatch(/baseVersion 7 is above the server's version 1/);
-    expect(results[1]?.reason).toMatch(/does not exist on the server/);
+    expect(results[1]?.reason).toMatch(/is not one you can read: it does not exist, or it is outside your read scope/);
     for (const r of results) expect(Object.keys(r).sort()).toEqual(["changeId", "id", "reason", "status"]);
     expect(await history("customers", "v-5")).toHaveLength(1);
     expect(await current("customers", "v-missing")).toBeUndefined();
@@ -176,7 +176,7 @@ describe("conflicts (server-wins and client-wins)", () => {
     });
     expect(res.data).not.toHaveProperty("items");
     expect(res.digest).toBe(digestOf({ customer_id: "c1", total: 55, status: "new" }));
-    const [logged] = await t.hub.db.select().from(conflicts).where(eq(conflicts.id, res.conflict!.id));
+    const logged = await conflictLogged(t.hub.db, "billing", res);
     expect(logged).toMatchObject({
       collection: "orders",
       recordId: "o-1",

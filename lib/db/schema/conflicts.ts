@@ -1,4 +1,4 @@
-import { bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { recordId, type JsonObject } from "./records";
 
 export const CONFLICT_OUTCOMES = ["server-won", "client-won", "merged", "pending", "resolved"] as const;
@@ -16,6 +16,13 @@ export const conflicts = pgTable(
     recordId: recordId("record_id").notNull(),
     /** The system that pushed the colliding change. */
     clientSystem: text("client_system").notNull(),
+    /**
+     * The conflict's number among that system's own conflicts (1, 2, …): the
+     * `conflict.id` its push result shows. The global `id` would tell a
+     * system how many conflicts other systems had, so it never leaves the
+     * console and the admin API.
+     */
+    clientRef: bigint("client_ref", { mode: "number" }),
     /** The system (or operator) that wrote the server's copy the change collided with. */
     serverSystem: text("server_system").notNull(),
     changeId: text("change_id").notNull(),
@@ -49,6 +56,7 @@ export const conflicts = pgTable(
     index("conflicts_server_system_id_idx").on(t.serverSystem, t.id),
     index("conflicts_strategy_id_idx").on(t.strategy, t.id),
     index("conflicts_created_at_idx").on(t.createdAt),
+    uniqueIndex("conflicts_client_ref_idx").on(t.clientSystem, t.clientRef),
   ],
 );
 

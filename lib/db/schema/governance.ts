@@ -23,6 +23,12 @@ export const systems = pgTable("systems", {
   lastPullAt: timestamp("last_pull_at", { withTimezone: true }),
   lastError: text("last_error"),
   lastErrorAt: timestamp("last_error_at", { withTimezone: true }),
+  /**
+   * How many conflicts this system's pushes have logged: the last number of
+   * its own conflict numbering (conflicts.client_ref), which is what a push
+   * result's `conflict.id` shows it.
+   */
+  conflictRefs: bigint("conflict_refs", { mode: "number" }).notNull().default(0),
 });
 
 /** System API keys: only a SHA-256 hash is stored; the key is shown once. */

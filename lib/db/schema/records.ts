@@ -98,7 +98,15 @@ export const recordHistory = pgTable(
   ],
 );
 
-/** Idempotency: the first result of every change a system pushed, by its changeId. */
+/**
+ * Idempotency: what was decided for every change a system pushed, by
+ * (system, collection, changeId). `result` is the decision (status, version,
+ * reason, conflict), not the answer given: a replay renders the answer again
+ * from the record's history under the policy active then, so it never shows
+ * what the system may no longer read. `changeDigest` (SHA-256 of the change's
+ * canonical JSON) tells a true re-send from a changeId reused for another
+ * change.
+ */
 export const pushReceipts = pgTable(
   "push_receipts",
   {
@@ -107,11 +115,11 @@ export const pushReceipts = pgTable(
     collection: text("collection").notNull(),
     recordId: recordId("record_id").notNull(),
     result: jsonb("result").$type<JsonObject>().notNull(),
+    changeDigest: text("change_digest"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.system, t.changeId] })],
+  (t) => [primaryKey({ columns: [t.system, t.collection, t.changeId] })],
 );
-
 
 export type RecordRow = typeof records.$inferSelect;
 export type RecordHistoryRow = typeof recordHistory.$inferSelect;

@@ -155,6 +155,50 @@ rules: [{who: crm, collection: customers, read: "region == 'north'"}]
     expect(errors[0]?.message).toMatch(message);
   });
 
+  describe("a write condition tests only fields the system can read (else refusals reveal them)", () => {
+    const policy = (rules: string) => `version: 1
+systems: {crm: {}, billing: {}}
+groups: {finance: [billing]}
+collections: {customers: {}}
+rules:
+${rules}`;
+
+    it("refuses a condition over a field outside the read fields, at the condition", () => {
+      const errors = errorsOf(
+        policy(`  - who: billing
+    collection: customers
+    read: {fields: [name, credit_limit]}
+    write: {where: "region == 'north'", fields: [credit_limit]}
+`),
+      );
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatchObject({ line: 9, column: 20 });
+      expect(errors[0]?.message).toMatch(/tests "region", which system "billing" cannot read in every record of "customers" it can read/);
+      expect(errors[0]?.message).toMatch(/Add "region" to its read fields there/);
+    });
+
+    it("counts only fields readable under every read rule of the system, through groups too", () => {
+      const errors = errorsOf(
+        policy(`  - {who: group:finance, collection: customers, read: {fields: [name, region]}}
+  - {who: billing, collection: customers, read: {where: "vip == true", fields: [name, notes]}}
+  - {who: "*", collection: customers, write: "region == 'north' and name != null"}
+`),
+      );
+      expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/tests "region", which system "billing"/)]);
+    });
+
+    it("accepts conditions over readable fields, nested paths of a readable field, and systems that cannot read", () => {
+      for (const rules of [
+        `  - {who: crm, collection: customers, read: all, write: "region == 'north'"}\n`,
+        `  - {who: billing, collection: customers, read: {fields: [address]}, write: {where: "address.city == 'Oslo'", fields: [address]}}\n`,
+        `  - {who: billing, collection: customers, write: "region == 'north'"}\n`,
+      ]) {
+        const result = validatePolicy(policy(rules));
+        expect(result.ok, JSON.stringify(result)).toBe(true);
+      }
+    });
+  });
+
   it("refuses two strategies for one system and collection", () => {
     const errors = errorsOf(`version: 1
 systems: {crm: {}, billing: {}}

@@ -19,8 +19,8 @@ export const POST = withSystem(async (ctx, request) => {
 
 const getQuerySchema = z.strictObject({ bundleId: bundleIdSchema });
 
-/** The response bundle of a bundle this system applied earlier, exactly as it was returned then. */
+/** The response bundle of a bundle this system applied earlier: as it was returned then, rendered again under a newer policy. */
 export const GET = withSystem(async (ctx, request) => {
   const { bundleId } = readQuery(request, getQuerySchema);
-  return json(await getBundleResponse({ db: ctx.db, system: ctx.system, bundleId }));
+  return json(await getBundleResponse({ db: ctx.db, system: ctx.system, bundleId, policy: ctx.policy }));
 });

@@ -1,5 +1,6 @@
 import { withAdmin } from "@/lib/http/handlers";
 import { parseParam, systemNameSchema } from "@/lib/http/schemas";
+import { getActivePolicy } from "@/lib/policy/store";
 import { bundleIdSchema, getBundleResponse } from "@/lib/sync/bundles";
 
 export const dynamic = "force-dynamic";
@@ -8,7 +9,7 @@ export const dynamic = "force-dynamic";
 export const GET = withAdmin<{ system: string; bundleId: string }>("bundles", async ({ hub }, _request, params) => {
   const system = parseParam(systemNameSchema, params.system, "system name");
   const bundleId = parseParam(bundleIdSchema, params.bundleId, "bundle id");
-  const response = await getBundleResponse({ db: hub.db, system, bundleId });
+  const response = await getBundleResponse({ db: hub.db, system, bundleId, policy: await getActivePolicy(hub.db) });
   return new Response(JSON.stringify(response), {
     headers: {
       "content-type": "application/json; charset=utf-8",
