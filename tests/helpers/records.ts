@@ -3,7 +3,7 @@ import { rowsOf, type Database } from "@/lib/db/client";
 import { recordHistory, records, type JsonObject } from "@/lib/db/schema";
 import { digestOf } from "@/lib/sync/digest";
 
-export type WriteInput = { collection: string; id: string; by: string } & (
+export type WriteInput = { collection: string; id: string; by: string; modifiedAt?: Date } & (
   | { data: JsonObject; deleted?: never }
   | { deleted: true; data?: never }
 );
@@ -32,7 +32,8 @@ export async function writeRecord(db: Database, input: WriteInput): Promise<Writ
     const deleted = input.deleted === true;
     const data = deleted ? (current?.data ?? {}) : (input.data as JsonObject);
     const digest = digestOf(deleted ? null : data);
-    const row = { data, version, digest, deleted, seq, updatedBy: input.by, updatedAt: new Date() };
+    const modifiedAt = input.modifiedAt ?? new Date();
+    const row = { data, version, digest, deleted, seq, updatedBy: input.by, updatedAt: new Date(), modifiedAt };
     await tx
       .insert(records)
       .values({ collection: input.collection, id: input.id, ...row })
@@ -47,6 +48,7 @@ export async function writeRecord(db: Database, input: WriteInput): Promise<Writ
       seq,
       origin: "push",
       writtenBy: input.by,
+      modifiedAt,
     });
     return { version, seq, digest };
   });
