@@ -1,7 +1,7 @@
 import { expect, test } from "@playwright/test";
 import { VIEWER_STATE } from "../support/env";
 import { captureServerAction, cookieHeaderFrom, replayServerAction } from "../support/server-action";
-import { issueKey, pushOne } from "../support/sync-api";
+import { conflictLogId, issueKey, pushOne } from "../support/sync-api";
 
 const order = { customer_id: "c1", items: ["A"], total: 40, status: "new", shipping_address: "Main St 1" };
 
@@ -20,7 +20,7 @@ test("two systems collide on an order; an admin finds the pending conflict, a st
   await pushOne(request, billing, "orders", { id, baseVersion: 2, patch: { paid_at: "2026-11-26" } });
   const collided = await pushOne(request, warehouse, "orders", { id, baseVersion: 2, patch: { status: "packed", tracking: "TR-1" } });
   expect(collided).toMatchObject({ status: "pending", conflict: { strategy: "manual" } });
-  const conflictId = collided.conflict!.id;
+  const conflictId = await conflictLogId(request, "warehouse", collided);
 
   // The log: a bad filter is reported, not a crash; the good ones apply.
   await page.goto("/conflicts?status=open&strategy=manual");

@@ -35,3 +35,17 @@ export async function pushOne(
   expect(res.status(), await res.text()).toBe(200);
   return ((await res.json()) as { results: PushResultBody[] }).results[0]!;
 }
+
+/**
+ * The conflict log's id (the console's /conflicts/{id}) of the conflict a
+ * push result reports: `conflict.id` is the pushing system's own number.
+ */
+export async function conflictLogId(request: APIRequestContext, system: string, result: PushResultBody): Promise<number> {
+  const res = await request.get(`/api/admin/conflicts?system=${system}&ref=${result.conflict?.id ?? 0}`, {
+    headers: { authorization: `Bearer ${E2E_ADMIN_TOKEN}` },
+  });
+  expect(res.status(), await res.text()).toBe(200);
+  const [entry] = ((await res.json()) as { conflicts: { id: number }[] }).conflicts;
+  if (!entry) throw new Error(`no conflict ${result.conflict?.id} of ${system} in the log`);
+  return entry.id;
+}
