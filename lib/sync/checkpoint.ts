@@ -99,7 +99,10 @@ export class CheckpointSealer {
     if (LEGACY_PATTERN.test(text)) return { ok: false, reason: "stale" };
     if (!SEALED_PATTERN.test(text)) return { ok: false, reason: "malformed" };
     const bytes = Buffer.from(text.slice(VERSION.length), "base64url");
-    if (bytes.length !== IV_BYTES + PLAIN_BYTES + TAG_BYTES) return { ok: false, reason: "malformed" };
+    // The last character carries unused bits: only the canonical spelling of these bytes is a checkpoint.
+    if (bytes.length !== IV_BYTES + PLAIN_BYTES + TAG_BYTES || VERSION + bytes.toString("base64url") !== text) {
+      return { ok: false, reason: "malformed" };
+    }
     const iv = bytes.subarray(0, IV_BYTES);
     const tag = bytes.subarray(IV_BYTES + PLAIN_BYTES);
     let plain: Buffer;
