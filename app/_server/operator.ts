@@ -3,7 +3,9 @@ import { redirect } from "next/navigation";
 import { cache } from "react";
 import { operatorMay, type ConsoleAction, type ConsoleArea } from "@/lib/auth/console-rights";
 import { operatorForSession, SESSION_COOKIE, type Operator } from "@/lib/auth/operators";
+import { env } from "@/lib/env";
 import { isServiceError } from "@/lib/errors";
+import { clientAddress } from "@/lib/http/client-address";
 import { getHub, type Hub } from "@/lib/hub";
 import { log } from "@/lib/log";
 
@@ -73,8 +75,7 @@ export async function requestIsHttps(): Promise<boolean> {
   return proto === "https";
 }
 
-/** The client's address as the proxy or socket reports it, for the audit log. */
-export async function requestAddress(): Promise<string | undefined> {
-  const h = await headers();
-  return h.get("x-forwarded-for")?.split(",")[0]?.trim() || h.get("x-real-ip") || undefined;
+/** The client's address (lib/http/client-address.ts), for the sign-in throttle and the audit log. */
+export async function requestAddress(): Promise<string> {
+  return clientAddress(await headers(), env().CONCORD_TRUST_PROXY);
 }
