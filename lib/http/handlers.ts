@@ -10,6 +10,7 @@ import { env } from "../env";
 import { ServiceError } from "../errors";
 import { getHub, type Hub } from "../hub";
 import { noteSystemError, noteSystemSuccess } from "../sync/activity";
+import { originProblem, originSettings } from "./origin";
 import { errorResponse } from "./respond";
 import { rateLimiter } from "./rate-limit";
 
@@ -67,9 +68,8 @@ async function adminActor(hub: Hub, request: Request, area: ConsoleArea): Promis
       `Operator "${operator.username}" has the ${operator.role} role, which may not ${action === "write" ? "change" : "read"} ${area}; ask an admin.`,
     );
   }
-  if (action === "write" && !sameOrigin(request)) {
-    throw new ServiceError("forbidden", "A change made with a console session must come from the console's own pages.");
-  }
+  const problem = action === "write" ? originProblem(request, originSettings()) : null;
+  if (problem) throw new ServiceError("forbidden", problem);
   return operator.username;
 }
 
@@ -81,18 +81,6 @@ export function cookieValue(header: string | null, name: string): string | undef
     if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
   }
   return undefined;
-}
-
-/** Whether the request's Origin (or Referer) is the host it was sent to. */
-function sameOrigin(request: Request): boolean {
-  const origin = request.headers.get("origin") ?? request.headers.get("referer");
-  if (!origin) return false;
-  try {
-    const host = request.headers.get("x-forwarded-host") ?? request.headers.get("host") ?? new URL(request.url).host;
-    return new URL(origin).host === host;
-  } catch {
-    return false;
-  }
 }
 
 /** A route anyone may call (health). Errors still use the envelope. */
