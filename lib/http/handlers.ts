@@ -12,7 +12,7 @@ import { getHub, type Hub } from "../hub";
 import { noteSystemError, noteSystemSuccess } from "../sync/activity";
 import { originProblem, originSettings } from "./origin";
 import { errorResponse } from "./respond";
-import { rateLimiter } from "./rate-limit";
+import { authFailureBudget, noteAuthFailure, rateLimiter } from "./rate-limit";
 
 /** Next.js passes dynamic route segments as a promise. */
 export interface RouteArgs<P> {
@@ -51,7 +51,9 @@ export function withAdmin<P>(
 async function adminActor(hub: Hub, request: Request, area: ConsoleArea): Promise<string> {
   const token = bearerToken(request.headers.get("authorization"));
   if (token) {
+    const failures = authFailureBudget(request);
     if (await verifyAdminToken(hub.db, env().ADMIN_TOKEN, token)) return "admin-token";
+    noteAuthFailure(failures);
     throw new ServiceError("unauthenticated", "That is not the admin token: send ADMIN_TOKEN, or the token printed at first start.");
   }
   const operator = await operatorForSession(hub.db, cookieValue(request.headers.get("cookie"), SESSION_COOKIE));
@@ -108,9 +110,11 @@ export function withSystem<P>(
     let hub: Hub | undefined;
     try {
       hub = await getHub();
+      const failures = authFailureBudget(request);
       const key = bearerToken(request.headers.get("authorization"));
       caller = key ? await authenticateApiKey(hub.db, key) : null;
       if (!caller) {
+        noteAuthFailure(failures);
         throw new ServiceError(
           "unauthenticated",
           "This route needs a system API key: send `Authorization: Bearer <key>`. The key may be wrong or revoked; ask an operator for a new one.",
