@@ -1,10 +1,13 @@
 /**
- * Next.js calls register() once when a server starts: migrate the database,
+ * Next.js calls register() once when a server starts: stamp requests with
+ * their peer address (lib/http/peer-address.ts), migrate the database,
  * activate the default policy on first start, and print a generated admin
  * token, before the first request rather than during it.
  */
 export async function register(): Promise<void> {
   if (process.env.NEXT_RUNTIME !== "nodejs") return;
+  const { installPeerAddressHeader } = await import("./lib/http/peer-address");
+  installPeerAddressHeader();
   const { getHub } = await import("./lib/hub");
   const { log } = await import("./lib/log");
   const hub = await getHub();

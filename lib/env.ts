@@ -42,12 +42,62 @@ const envSchema = z.object({
       .optional()
       .transform((n) => n ?? DEFAULT_RATE_LIMIT),
   ),
+  /**
+   * How many reverse proxies stand in front of the hub and append the address
+   * they saw to X-Forwarded-For. 0 (the default): X-Forwarded-For is ignored
+   * and the client is the connection's peer address.
+   */
+  CONCORD_TRUST_PROXY: z.preprocess(
+    (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+    z
+      .string()
+      .trim()
+      .regex(/^(0|[1-9])$/, "CONCORD_TRUST_PROXY must be the number of reverse proxies in front of the hub, 0 to 9 (0: none, X-Forwarded-For is ignored)")
+      .transform(Number)
+      .optional()
+      .transform((n) => n ?? 0),
+  ),
+  /**
+   * The address operators type in the browser (scheme, host and port), when
+   * the hub sits behind a proxy that changes them. Console writes must come
+   * from this origin.
+   */
+  CONCORD_PUBLIC_URL: z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === "") return undefined;
+      if (value === undefined) return undefined;
+      const origin = publicOrigin(value);
+      if (origin === null) {
+        ctx.addIssue({
+          code: "custom",
+          message: `CONCORD_PUBLIC_URL must be an http:// or https:// address with no path, query or user name, like https://concord.example.com (got "${value}")`,
+        });
+        return z.NEVER;
+      }
+      return origin;
+    }),
 }).refine((e) => (e.CONCORD_ADMIN_USERNAME === undefined) === (e.CONCORD_ADMIN_PASSWORD === undefined), {
   message: "set both CONCORD_ADMIN_USERNAME and CONCORD_ADMIN_PASSWORD, or neither",
   path: ["CONCORD_ADMIN_PASSWORD"],
 });
 
 export type Env = z.infer<typeof envSchema>;
+
+/** The origin of a public URL (`https://host[:port]`), or null when it is not one. */
+function publicOrigin(value: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+  if (url.username || url.password || url.search || url.hash || (url.pathname !== "/" && url.pathname !== "")) return null;
+  return url.origin;
+}
 
 let cached: Env | undefined;
 

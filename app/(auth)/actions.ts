@@ -4,6 +4,7 @@ import { cookies } from "next/headers";
 import { redirect } from "next/navigation";
 import { z } from "zod";
 import { setupFirstAdmin, signIn, signOut, SESSION_COOKIE } from "@/lib/auth/operators";
+import { safeNextPath } from "@/lib/console/next-path";
 import { env } from "@/lib/env";
 import { isServiceError } from "@/lib/errors";
 import { getHub } from "@/lib/hub";
@@ -19,11 +20,6 @@ const signInForm = z.object({
 
 function firstIssue(error: z.ZodError): string {
   return error.issues[0]?.message ?? "The form is not complete.";
-}
-
-/** Only paths inside the console; anything else goes to the overview. */
-function safeNext(next: string | undefined): string {
-  return next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
 }
 
 async function startSession(token: string, expiresAt: Date): Promise<void> {
@@ -57,7 +53,7 @@ export async function signInAction(_state: FormState, form: FormData): Promise<F
     return { error: result.message, values };
   }
   await startSession(result.token, result.expiresAt);
-  redirect(safeNext(parsed.data.next));
+  redirect(safeNextPath(parsed.data.next));
 }
 
 export async function signOutAction(): Promise<void> {

@@ -3,7 +3,11 @@ import { redirect } from "next/navigation";
 import { cache } from "react";
 import { operatorMay, type ConsoleAction, type ConsoleArea } from "@/lib/auth/console-rights";
 import { operatorForSession, SESSION_COOKIE, type Operator } from "@/lib/auth/operators";
+import { env } from "@/lib/env";
 import { isServiceError } from "@/lib/errors";
+import { safeNextPath } from "@/lib/console/next-path";
+import { clientAddress } from "@/lib/http/client-address";
+import { PAGE_PATH_HEADER } from "@/lib/http/security-headers";
 import { getHub, type Hub } from "@/lib/hub";
 import { log } from "@/lib/log";
 
@@ -31,10 +35,16 @@ export const currentOperator = cache(async (): Promise<{ hub: Hub; operator: Ope
   return { hub, operator: await operatorForSession(hub.db, token) };
 });
 
+/** The sign-in page, with the page that was asked for as `next` (proxy.ts names it). */
+async function signInUrl(): Promise<string> {
+  const next = safeNextPath((await headers()).get(PAGE_PATH_HEADER));
+  return next === "/" ? "/sign-in" : `/sign-in?next=${encodeURIComponent(next)}`;
+}
+
 /** For pages: the signed-in operator allowed to read `area`, or a redirect to sign-in. */
 export async function requireOperator(area: ConsoleArea): Promise<OperatorContext> {
   const { hub, operator } = await currentOperator();
-  if (!operator) redirect("/sign-in");
+  if (!operator) redirect(await signInUrl());
   if (!(await operatorMay(operator.role, area, "read"))) redirect("/?denied=" + encodeURIComponent(area));
   return { hub, operator, canWrite: await operatorMay(operator.role, area, "write") };
 }
@@ -73,8 +83,7 @@ export async function requestIsHttps(): Promise<boolean> {
   return proto === "https";
 }
 
-/** The client's address as the proxy or socket reports it, for the audit log. */
-export async function requestAddress(): Promise<string | undefined> {
-  const h = await headers();
-  return h.get("x-forwarded-for")?.split(",")[0]?.trim() || h.get("x-real-ip") || undefined;
+/** The client's address (lib/http/client-address.ts), for the sign-in throttle and the audit log. */
+export async function requestAddress(): Promise<string> {
+  return clientAddress(await headers(), env().CONCORD_TRUST_PROXY);
 }

@@ -2,6 +2,7 @@ import type { FieldDiff, ThreeWayRow } from "@/lib/console/records-diff";
 import { Badge, type BadgeTone } from "@/components/ui/badge";
 import { EmptyRow, Table, Td, Th } from "@/components/ui/table";
 import { JsonValueText } from "./json-view";
+import { VisibleText } from "./visible-text";
 
 const KIND_TONE: Record<FieldDiff["kind"], BadgeTone> = { added: "green", removed: "red", changed: "amber" };
 
@@ -21,7 +22,9 @@ export function DiffTable({ rows, labelA, labelB, caption }: { rows: FieldDiff[]
         {rows.length === 0 ? <EmptyRow colSpan={4}>The two versions hold the same data.</EmptyRow> : null}
         {rows.map((row) => (
           <tr key={row.path} data-testid="diff-row">
-            <Td className="font-mono text-xs">{row.path}</Td>
+            <Td className="font-mono text-xs">
+              <VisibleText text={row.path} />
+            </Td>
             <Td>
               <Badge tone={KIND_TONE[row.kind]}>{row.kind}</Badge>
             </Td>
@@ -55,7 +58,9 @@ export function ThreeWayTable({ rows }: { rows: ThreeWayRow[] }) {
         {rows.length === 0 ? <EmptyRow colSpan={5}>The three sides hold the same data.</EmptyRow> : null}
         {rows.map((row) => (
           <tr key={row.path} data-testid="field-diff" className={row.conflicting ? "bg-red-50" : undefined}>
-            <Td className="font-mono text-xs">{row.path}</Td>
+            <Td className="font-mono text-xs">
+              <VisibleText text={row.path} />
+            </Td>
             <Td className="whitespace-normal">
               <JsonValueText value={row.base} />
             </Td>

@@ -1,5 +1,7 @@
+import { showInvisible } from "@/lib/console/invisible-chars";
 import type { FieldMark } from "@/lib/console/records-diff";
 import type { JsonObject, JsonValue } from "@/lib/sync/protocol";
+import { VisibleText } from "./visible-text";
 
 const MARK_CLASS: Record<FieldMark, string> = {
   changed: "bg-amber-100/80 ring-1 ring-inset ring-amber-300",
@@ -9,7 +11,8 @@ const MARK_CLASS: Record<FieldMark, string> = {
 /**
  * A record's data as indented JSON, one block per top-level field, with the
  * fields named in `marks` highlighted (changed, or in conflict). Keys keep the
- * record's order; values are shown exactly as stored.
+ * record's order; values are shown exactly as stored, with invisible and
+ * direction-changing characters marked (VisibleText).
  */
 export function JsonView({
   value,
@@ -42,10 +45,12 @@ export function JsonView({
             className={`whitespace-pre rounded-sm pl-4 ${mark ? MARK_CLASS[mark] : ""}`}
             title={mark === "conflict" ? "changed on both sides, differently" : mark === "changed" ? "changed" : undefined}
           >
-            <span className="text-indigo-800">{JSON.stringify(key)}</span>
+            <span className="text-indigo-800">
+              <VisibleText text={JSON.stringify(key)} />
+            </span>
             {": "}
             {/* Continuation lines start under the key, so the value's own indentation reads right. */}
-            {JSON.stringify(value[key], null, 2)}
+            <VisibleText text={JSON.stringify(value[key], null, 2)} layout />
             {i < keys.length - 1 ? "," : ""}
           </div>
         );
@@ -60,8 +65,8 @@ export function JsonValueText({ value }: { value: JsonValue | undefined }) {
   if (value === undefined) return <span className="text-slate-400">—</span>;
   const text = JSON.stringify(value);
   return (
-    <code className="whitespace-pre-wrap break-all font-mono text-xs" title={text.length > 200 ? text : undefined}>
-      {text.length > 400 ? `${text.slice(0, 399)}…` : text}
+    <code className="whitespace-pre-wrap break-all font-mono text-xs" title={text.length > 200 ? showInvisible(text) : undefined}>
+      <VisibleText text={text.length > 400 ? `${text.slice(0, 399)}…` : text} />
     </code>
   );
 }

@@ -1,4 +1,5 @@
 import { Badge } from "@/components/ui/badge";
+import { showInvisible } from "@/lib/console/invisible-chars";
 
 /** A system's state at a glance: an error (with its message on hover), never synced, or OK. */
 export function SystemStateBadge({
@@ -10,7 +11,7 @@ export function SystemStateBadge({
 }) {
   if (error) {
     return (
-      <span title={error.message} data-testid="system-state">
+      <span title={showInvisible(error.message)} data-testid="system-state">
         <Badge tone="red">error</Badge>
       </span>
     );

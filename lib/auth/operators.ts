@@ -6,6 +6,15 @@ import { verifyAdminToken } from "./admin-token";
 import { isOperatorRole, type OperatorRole } from "./console-rights";
 import { dummyPasswordHash, hashPassword, passwordProblem, verifyPassword } from "./passwords";
 import { digestsEqual, randomToken, sha256Hex } from "./secrets";
+import { UNKNOWN_ADDRESS } from "../http/client-address";
+import {
+  clearSignInThrottle,
+  releaseSignInAttempt,
+  reserveSignInAttempt,
+  SIGN_IN_LIMITS,
+  SIGN_IN_WINDOW_MINUTES,
+  type ThrottleKind,
+} from "./sign-in-throttle";
 
 /** Operators, their sessions, and the sign-in slow-down. Used by the console and the admin API. */
 
@@ -155,9 +164,9 @@ async function keepOneAdmin(tx: Pick<Database, "select">, leavingId: number): Pr
 // ---------------------------------------------------------------------------
 // Sign-in
 
-/** Failed sign-ins per username within the window before sign-in is refused for a while. */
-export const SIGN_IN_WINDOW_MINUTES = 15;
-export const SIGN_IN_MAX_FAILURES = 10;
+/** Attempts for one username from one address within the window before sign-in is refused for a while. */
+export const SIGN_IN_MAX_FAILURES = SIGN_IN_LIMITS.pair;
+export { SIGN_IN_WINDOW_MINUTES };
 
 /**
  * Delay before answering a sign-in, after `failures` recent failures for this
@@ -173,38 +182,31 @@ export type SignInResult =
   | { ok: true; operator: Operator; token: string; expiresAt: Date }
   | { ok: false; message: string; delayMs: number };
 
-async function recentFailures(db: Database, username: string): Promise<number> {
-  const [row] = await db
-    .select({ n: count() })
-    .from(auditLog)
-    .where(
-      and(
-        eq(auditLog.action, "sign-in.failed"),
-        eq(auditLog.target, username),
-        gt(auditLog.at, sql`now() - make_interval(mins => ${SIGN_IN_WINDOW_MINUTES})`),
-      ),
-    );
-  return row?.n ?? 0;
-}
-
 /**
- * Checks a username and password. Failures are audited; after several the
- * caller must wait (`delayMs`) before answering, and after SIGN_IN_MAX_FAILURES
- * in the window sign-in for that username is refused until the window passes.
- * The message never says whether the username exists.
+ * Checks a username and password. Each attempt first takes a slot of the
+ * sign-in throttle (lib/auth/sign-in-throttle.ts), atomically, so concurrent
+ * guesses are counted one by one; a spent budget refuses without checking the
+ * password. Failures are audited; after several the caller must wait
+ * (`delayMs`) before answering. The message never says whether the username
+ * exists.
  */
 export async function signIn(
   db: Database,
   input: { username: string; password: string; address?: string },
 ): Promise<SignInResult> {
   const username = input.username.trim().toLowerCase().slice(0, 64);
-  const failures = await recentFailures(db, username);
-  if (failures >= SIGN_IN_MAX_FAILURES) {
-    return {
-      ok: false,
-      message: `Too many failed sign-ins for "${username}". Wait ${SIGN_IN_WINDOW_MINUTES} minutes, or ask an admin to check the audit log.`,
-      delayMs: signInDelayMs(failures),
-    };
+  const address = input.address ?? UNKNOWN_ADDRESS;
+  const reservation = await reserveSignInAttempt(db, username, address);
+  if (!reservation.ok) {
+    if (reservation.justLocked) {
+      await db.insert(auditLog).values({
+        actor: username || "(blank)",
+        action: "sign-in.locked",
+        target: username,
+        details: { address, budget: reservation.kind, minutes: Math.ceil(reservation.retryAfterSeconds / 60) },
+      });
+    }
+    return { ok: false, message: lockedMessage(username, reservation.kind, reservation.retryAfterSeconds), delayMs: signInDelayMs(reservation.attempt - 1) };
   }
   const [row] = username ? await db.select().from(operators).where(eq(operators.username, username)) : [];
   const valid = await verifyPassword(input.password, row?.passwordHash ?? (await dummyPasswordHash()));
@@ -213,23 +215,51 @@ export async function signIn(
       actor: username || "(blank)",
       action: "sign-in.failed",
       target: username,
-      details: { address: input.address ?? null, reason: !row ? "unknown user" : row.disabledAt ? "disabled" : "wrong password" },
+      details: { address, reason: !row ? "unknown user" : row.disabledAt ? "disabled" : "wrong password" },
     });
     return {
       ok: false,
       message: "The username or password is not right. Check both and try again.",
-      delayMs: signInDelayMs(failures + 1),
+      delayMs: signInDelayMs(reservation.attempt),
     };
   }
+  await releaseSignInAttempt(db, username, address);
   const token = randomToken(32);
   const expiresAt = new Date(Date.now() + SESSION_HOURS * 3600_000);
   await db.transaction(async (tx) => {
     await tx.insert(operatorSessions).values({ tokenHash: sha256Hex(token), operatorId: row.id, expiresAt });
-    await tx.insert(auditLog).values({ actor: username, action: "sign-in", target: username, details: { address: input.address ?? null } });
+    await tx.insert(auditLog).values({ actor: username, action: "sign-in", target: username, details: { address } });
     // Sessions that ran out are of no use to anyone.
     await tx.delete(operatorSessions).where(lt(operatorSessions.expiresAt, new Date()));
   });
   return { ok: true, operator: toOperator(row), token, expiresAt };
+}
+
+/**
+ * Lifts every sign-in lock on a username (an admin's unlock, for an operator
+ * who cannot wait for the window to pass). Audited; says how many budgets were
+ * cleared (0: nothing was locked or counted).
+ */
+export async function clearSignInLock(db: Database, username: string, actor: string): Promise<{ cleared: number }> {
+  const name = username.trim().toLowerCase().slice(0, 64);
+  if (name === "") throw new ServiceError("invalid_request", "Name the username whose sign-in lock to clear.");
+  const cleared = await clearSignInThrottle(db, name);
+  await db.insert(auditLog).values({ actor, action: "sign-in.unlock", target: name, details: { cleared } });
+  return { cleared };
+}
+
+function lockedMessage(username: string, budget: ThrottleKind, retryAfterSeconds: number): string {
+  const minutes = Math.max(1, Math.ceil(retryAfterSeconds / 60));
+  const wait = `Wait ${minutes} minute${minutes === 1 ? "" : "s"}`;
+  const unlock = "or ask an admin to clear the lock on the Operators page";
+  switch (budget) {
+    case "pair":
+      return `Too many failed sign-ins for "${username}" from this address. ${wait}, ${unlock}.`;
+    case "user":
+      return `Too many failed sign-ins for "${username}" from many addresses. ${wait}, ${unlock}.`;
+    case "address":
+      return `Too many failed sign-ins from this address. ${wait} before trying again.`;
+  }
 }
 
 /** The operator a session cookie belongs to, or null (unknown, expired, disabled). */

@@ -13,6 +13,8 @@ import { auditLog, type AuditRow } from "../db/schema";
 export const AUDIT_ACTIONS = [
   "sign-in",
   "sign-in.failed",
+  "sign-in.locked",
+  "sign-in.unlock",
   "sign-out",
   "operator.create",
   "operator.role",

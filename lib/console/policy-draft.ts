@@ -1,13 +1,15 @@
 import type { Database } from "../db/client";
 import { ServiceError } from "../errors";
 import { CompiledPolicy } from "../policy/compile";
+import { policyChecker } from "../policy/checker";
 import { activatePolicy, getActivePolicy, type ActivateResult } from "../policy/store";
-import { MAX_POLICY_BYTES, validatePolicy, type PolicyIssue } from "../policy/validate";
+import { MAX_POLICY_BYTES, type PolicyIssue } from "../policy/validate";
 
 /**
  * The console's policy draft: checked as the operator types with the very
- * engine that activation uses (validatePolicy, then compiling into Casbin), and
- * activated only against the version it was written from.
+ * engine that activation uses (validatePolicy, then compiling into Casbin, in
+ * the policy checker's worker thread), and activated only against the version
+ * it was written from.
  */
 export interface DraftCheck {
   /** Whether the draft would activate: no errors and the engine compiles it. */
@@ -20,33 +22,15 @@ export interface DraftCheck {
 }
 
 export async function checkDraft(yaml: string): Promise<DraftCheck> {
-  const result = validatePolicy(yaml);
+  // What dryRunPolicy and activatePolicy do, in the checker's worker: a file Casbin cannot load is refused too.
+  const result = await policyChecker().check(yaml);
   if (!result.ok) return { ok: false, errors: result.errors, warnings: result.warnings, systems: [], collections: [] };
-  try {
-    // What dryRunPolicy and activatePolicy do next: a file Casbin cannot load is refused.
-    await CompiledPolicy.create(result.policy);
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    return {
-      ok: false,
-      errors: [{ line: 1, column: 1, message: `the policy engine could not load this policy: ${message}` }],
-      warnings: result.warnings,
-      systems: [],
-      collections: [],
-    };
-  }
-  return {
-    ok: true,
-    errors: [],
-    warnings: result.warnings,
-    systems: Object.keys(result.policy.systems),
-    collections: Object.keys(result.policy.collections),
-  };
+  return { ok: true, errors: [], warnings: result.warnings, systems: result.systems, collections: result.collections };
 }
 
 /** Compiles a draft for simulation, or throws `policy_invalid` naming the first problem. */
 export async function compileDraft(yaml: string): Promise<CompiledPolicy> {
-  const result = validatePolicy(yaml);
+  const result = await policyChecker().load(yaml);
   if (!result.ok) {
     const first = result.errors[0];
     throw new ServiceError(

@@ -10,8 +10,9 @@ import { env } from "../env";
 import { ServiceError } from "../errors";
 import { getHub, type Hub } from "../hub";
 import { noteSystemError, noteSystemSuccess } from "../sync/activity";
+import { originProblem, originSettings } from "./origin";
 import { errorResponse } from "./respond";
-import { rateLimiter } from "./rate-limit";
+import { authFailureBudget, noteAuthFailure, rateLimiter } from "./rate-limit";
 
 /** Next.js passes dynamic route segments as a promise. */
 export interface RouteArgs<P> {
@@ -50,7 +51,9 @@ export function withAdmin<P>(
 async function adminActor(hub: Hub, request: Request, area: ConsoleArea): Promise<string> {
   const token = bearerToken(request.headers.get("authorization"));
   if (token) {
+    const failures = authFailureBudget(request);
     if (await verifyAdminToken(hub.db, env().ADMIN_TOKEN, token)) return "admin-token";
+    noteAuthFailure(failures);
     throw new ServiceError("unauthenticated", "That is not the admin token: send ADMIN_TOKEN, or the token printed at first start.");
   }
   const operator = await operatorForSession(hub.db, cookieValue(request.headers.get("cookie"), SESSION_COOKIE));
@@ -67,9 +70,8 @@ async function adminActor(hub: Hub, request: Request, area: ConsoleArea): Promis
       `Operator "${operator.username}" has the ${operator.role} role, which may not ${action === "write" ? "change" : "read"} ${area}; ask an admin.`,
     );
   }
-  if (action === "write" && !sameOrigin(request)) {
-    throw new ServiceError("forbidden", "A change made with a console session must come from the console's own pages.");
-  }
+  const problem = action === "write" ? originProblem(request, originSettings()) : null;
+  if (problem) throw new ServiceError("forbidden", problem);
   return operator.username;
 }
 
@@ -81,18 +83,6 @@ export function cookieValue(header: string | null, name: string): string | undef
     if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
   }
   return undefined;
-}
-
-/** Whether the request's Origin (or Referer) is the host it was sent to. */
-function sameOrigin(request: Request): boolean {
-  const origin = request.headers.get("origin") ?? request.headers.get("referer");
-  if (!origin) return false;
-  try {
-    const host = request.headers.get("x-forwarded-host") ?? request.headers.get("host") ?? new URL(request.url).host;
-    return new URL(origin).host === host;
-  } catch {
-    return false;
-  }
 }
 
 /** A route anyone may call (health). Errors still use the envelope. */
@@ -120,9 +110,11 @@ export function withSystem<P>(
     let hub: Hub | undefined;
     try {
       hub = await getHub();
+      const failures = authFailureBudget(request);
       const key = bearerToken(request.headers.get("authorization"));
       caller = key ? await authenticateApiKey(hub.db, key) : null;
       if (!caller) {
+        noteAuthFailure(failures);
         throw new ServiceError(
           "unauthenticated",
           "This route needs a system API key: send `Authorization: Bearer <key>`. The key may be wrong or revoked; ask an operator for a new one.",

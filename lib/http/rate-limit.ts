@@ -1,3 +1,7 @@
+import { env } from "../env";
+import { ServiceError } from "../errors";
+import { addressBucket, clientAddress } from "./client-address";
+
 /**
  * Per-key request limits for the sync API (protocol.md: 429 `rate_limited`).
  *
@@ -50,6 +54,14 @@ export class RateLimiter {
     return { ok: false, retryAfterMs: Math.ceil(((1 - tokens) / this.rate) * 1000) };
   }
 
+  /** Milliseconds until `key` may make one more request (0: now); spends nothing. */
+  wait(key: string): number {
+    const bucket = this.buckets.get(key);
+    if (!bucket) return 0;
+    const tokens = Math.min(this.capacity, bucket.tokens + ((this.now() - bucket.at) / 1000) * this.rate);
+    return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) / this.rate) * 1000);
+  }
+
   /** Number of keys with a bucket (for tests). */
   get size(): number {
     return this.buckets.size;
@@ -77,4 +89,52 @@ export function rateLimiter(rate: number): RateLimiter | null {
   const g = globalThis as WithLimiter;
   if (g[LIMITER]?.rate !== rate) g[LIMITER] = new RateLimiter(rate);
   return g[LIMITER];
+}
+
+// ---------------------------------------------------------------------------
+// Failed authentications per client address
+
+/**
+ * Failed authentications — a missing, wrong or revoked API key, a wrong admin
+ * token — that one client address (an IPv6 /64) may make per second, in
+ * bursts of twice that, per instance. A client that keeps failing is then
+ * refused with 429 before its credentials are even looked at, so guessing
+ * keys costs the hub nothing; a client with a valid key never spends from
+ * this budget.
+ */
+export const AUTH_FAILURE_RATE = 5;
+
+const FAILURES = Symbol.for("concord.authFailureLimiter");
+type WithFailures = typeof globalThis & { [FAILURES]?: RateLimiter };
+
+function failureLimiter(): RateLimiter {
+  const g = globalThis as WithFailures;
+  g[FAILURES] ??= new RateLimiter(AUTH_FAILURE_RATE);
+  return g[FAILURES];
+}
+
+function tooManyFailures(retryAfterMs: number): ServiceError {
+  const retryAfterSeconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new ServiceError(
+    "rate_limited",
+    `Too many requests from your address had a missing, wrong or revoked key or token; wait ${retryAfterSeconds} s (Retry-After) before the next one. Check the key: an operator can issue a new one if it was revoked.`,
+    { retryAfterSeconds },
+  );
+}
+
+/**
+ * Before credentials are checked: the caller's failure budget (its address),
+ * or 429 `rate_limited` when that address has failed too often lately.
+ */
+export function authFailureBudget(request: Request): string {
+  const budget = addressBucket(clientAddress(request.headers, env().CONCORD_TRUST_PROXY));
+  const wait = failureLimiter().wait(budget);
+  if (wait > 0) throw tooManyFailures(wait);
+  return budget;
+}
+
+/** After credentials failed: spends from the budget; 429 when this failure was one too many. */
+export function noteAuthFailure(budget: string): void {
+  const taken = failureLimiter().take(budget);
+  if (!taken.ok) throw tooManyFailures(taken.retryAfterMs);
 }

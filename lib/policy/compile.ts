@@ -89,14 +89,35 @@ export class CompiledPolicy {
         fields: right.fields === "*" ? "*" : new Set(right.fields),
       };
     };
+    // A grant depends on its rule alone: every system the rule reaches shares it.
+    const grantsByRule = new Map<Rule, Partial<Record<Action, Grant>>>();
+    const grantOf = (rule: Rule, action: Action): Grant | undefined => {
+      const right = rule[action];
+      if (!right) return undefined;
+      let made = grantsByRule.get(rule);
+      if (!made) grantsByRule.set(rule, (made = {}));
+      return (made[action] ??= toGrant(rule, right));
+    };
+    // Rules by collection, so each system looks only at the rules of each
+    // collection (a large policy would otherwise cost systems × collections ×
+    // rules). Pairs no rule reaches keep no entry: scope() and conflict()
+    // answer them with no grants and the collection's own strategy.
+    const rulesByCollection = new Map<string, Rule[]>();
+    for (const rule of policy.rules) {
+      if (!Object.hasOwn(policy.collections, rule.collection)) continue;
+      const list = rulesByCollection.get(rule.collection);
+      if (list) list.push(rule);
+      else rulesByCollection.set(rule.collection, [rule]);
+    }
     for (const system of Object.keys(policy.systems)) {
       const who = new Set(subjects.get(system) ?? [system]);
-      for (const collection of Object.keys(policy.collections)) {
-        const rules = policy.rules.filter((r) => r.collection === collection && who.has(r.who));
+      for (const [collection, collectionRules] of rulesByCollection) {
+        const rules = collectionRules.filter((r) => who.has(r.who));
+        if (rules.length === 0) continue;
         for (const action of ["read", "write"] as const) {
           const grants = rules.flatMap((rule) => {
-            const right = rule[action];
-            return right ? [toGrant(rule, right)] : [];
+            const grant = grantOf(rule, action);
+            return grant ? [grant] : [];
           });
           this.scopes.set(key(system, collection, action), { system, collection, action, grants });
         }
@@ -168,7 +189,10 @@ export class CompiledPolicy {
   }
 
   conflict(system: string, collection: string): ConflictSetting {
-    return this.conflictSettings.get(key(system, collection)) ?? { strategy: "server-wins", fallback: "manual" };
+    const set = this.conflictSettings.get(key(system, collection));
+    if (set) return set;
+    const base = Object.hasOwn(this.policy.collections, collection) ? this.policy.collections[collection] : undefined;
+    return base ? { strategy: base.conflict, fallback: base.fallback } : { strategy: "server-wins", fallback: "manual" };
   }
 
   priority(system: string): number {

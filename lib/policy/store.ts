@@ -3,7 +3,8 @@ import type { Database } from "../db/client";
 import { auditLog, policyVersions, type PolicyVersionRow } from "../db/schema";
 import { ServiceError } from "../errors";
 import { CompiledPolicy } from "./compile";
-import { validatePolicy, type PolicyIssue } from "./validate";
+import { policyChecker } from "./checker";
+import type { PolicyIssue } from "./validate";
 
 /** The NOTIFY channel on which an activation tells every instance. */
 export const POLICY_CHANNEL = "concord_policy";
@@ -49,10 +50,10 @@ export interface ActivateResult {
 export async function activatePolicy(db: Database, input: ActivateInput & { onlyIfNone: true }): Promise<ActivateResult | null>;
 export async function activatePolicy(db: Database, input: ActivateInput): Promise<ActivateResult>;
 export async function activatePolicy(db: Database, input: ActivateInput): Promise<ActivateResult | null> {
-  const result = validatePolicy(input.yaml);
+  // Off the event loop (lib/policy/checker.ts), and loaded into the engine
+  // there too, so a file the engine cannot load is never activated.
+  const result = await policyChecker().check(input.yaml);
   if (!result.ok) throw invalid(result.errors);
-  // Compile before storing, so a file the engine cannot load is never activated.
-  await CompiledPolicy.create(result.policy);
 
   const version = await db.transaction(async (tx) => {
     // Serialise activations so versions are consecutive, across instances.
@@ -100,9 +101,8 @@ export async function activatePolicy(db: Database, input: ActivateInput): Promis
 
 /** Validates without activating: the same checks, nothing stored. */
 export async function dryRunPolicy(yaml: string): Promise<{ warnings: PolicyIssue[] }> {
-  const result = validatePolicy(yaml);
+  const result = await policyChecker().check(yaml);
   if (!result.ok) throw invalid(result.errors);
-  await CompiledPolicy.create(result.policy);
   return { warnings: result.warnings };
 }
 
@@ -189,7 +189,8 @@ export async function getActivePolicy(db: Database): Promise<ActivePolicy> {
 async function loadVersion(db: Database, version: number): Promise<ActivePolicy> {
   const row = await getPolicyVersion(db, version);
   if (!row) throw new ServiceError("internal", `Policy version ${version} disappeared while loading.`);
-  const result = validatePolicy(row.yaml);
+  // Parsed and validated in the checker's worker; only building the engine runs here.
+  const result = await policyChecker().load(row.yaml);
   if (!result.ok) {
     // Only possible if validation rules tightened after the file was activated.
     const first = result.errors[0];

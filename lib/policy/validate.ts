@@ -9,6 +9,7 @@ import {
   type RightInput,
   type Strategy,
 } from "./document";
+import { policyLimitIssues } from "./limits";
 
 /** A problem in a policy file, at a 1-based line and column of the YAML. */
 export interface PolicyIssue {
@@ -123,6 +124,9 @@ export function validatePolicy(source: string): ValidationResult {
       parsed.error.issues.map((issue) => ({ ...positionOf(issuePath(issue)), message: zodMessage(issue, raw) })),
     );
   }
+  // Size and complexity bounds (lib/policy/limits.ts), before the work that grows with them.
+  const tooLarge = policyLimitIssues(parsed.data);
+  if (tooLarge.length > 0) return fail(tooLarge.map((issue) => ({ ...positionOf(issue.path), message: issue.message })));
   return checkReferences(parsed.data, positionOf);
 }
 

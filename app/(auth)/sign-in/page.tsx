@@ -1,6 +1,7 @@
 import Link from "next/link";
 import { redirect } from "next/navigation";
 import { countOperators } from "@/lib/auth/operators";
+import { safeNextPath } from "@/lib/console/next-path";
 import { currentOperator } from "../../_server/operator";
 import { SignInForm } from "./sign-in-form";
 
@@ -12,6 +13,8 @@ export default async function SignInPage({ searchParams }: { searchParams: Promi
   if (operator) redirect("/");
   const fresh = (await countOperators(hub.db)) === 0;
   const { next } = await searchParams;
+  // Only a console page is carried through the form; the action checks again.
+  const safeNext = safeNextPath(typeof next === "string" ? next : undefined);
   return (
     <>
       <h1 className="mb-4 text-lg font-semibold">Sign in to the console</h1>
@@ -20,7 +23,7 @@ export default async function SignInPage({ searchParams }: { searchParams: Promi
           This hub has no operators yet. <Link className="font-semibold underline" href="/setup">Create the first admin</Link>.
         </p>
       ) : null}
-      <SignInForm next={typeof next === "string" ? next : undefined} />
+      <SignInForm next={safeNext === "/" ? undefined : safeNext} />
     </>
   );
 }

@@ -7,6 +7,8 @@ import { EmptyRow, Table, Td, Th } from "@/components/ui/table";
 import { Time } from "@/components/ui/time";
 import { AUDIT_ACTIONS, auditQuerySchema, describeDetails, listAudit, type AuditQuery } from "@/lib/console/audit";
 import { requireOperator } from "../../_server/operator";
+import { VisibleText } from "@/components/console/visible-text";
+import { showInvisible } from "@/lib/console/invisible-chars";
 
 export const metadata = { title: "Audit log · Concord" };
 
@@ -90,13 +92,17 @@ export default async function AuditPage({ searchParams }: { searchParams: Promis
               <Td>
                 <Time value={e.at} />
               </Td>
-              <Td className="font-medium">{e.actor}</Td>
+              <Td className="font-medium">
+                <VisibleText text={e.actor} />
+              </Td>
               <Td>
                 <Badge tone={toneOf(e.action)}>{e.action}</Badge>
               </Td>
-              <Td className="font-mono text-xs">{e.target ?? ""}</Td>
-              <Td className="max-w-md truncate text-xs text-slate-600" title={describeDetails(e.details)}>
-                {describeDetails(e.details)}
+              <Td className="font-mono text-xs">
+                <VisibleText text={e.target ?? ""} />
+              </Td>
+              <Td className="max-w-md truncate text-xs text-slate-600" title={showInvisible(describeDetails(e.details))}>
+                <VisibleText text={describeDetails(e.details)} />
               </Td>
             </tr>
           ))}

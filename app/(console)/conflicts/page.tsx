@@ -13,6 +13,7 @@ import { queryString, type SearchParams } from "@/lib/console/query";
 import { STRATEGIES } from "@/lib/policy/document";
 import { getActivePolicy } from "@/lib/policy/store";
 import { requireOperator } from "../../_server/operator";
+import { VisibleText } from "@/components/console/visible-text";
 
 export const metadata = { title: "Conflicts · Concord" };
 
@@ -130,18 +131,20 @@ export default async function ConflictsPage({ searchParams }: { searchParams: Pr
                 <Time value={c.createdAt} />
               </Td>
               <Td className="max-w-64 truncate">
-                <span className="text-slate-500">{c.collection}/</span>
-                {c.recordId}
+                <span className="text-slate-500">
+                  <VisibleText text={c.collection} />/
+                </span>
+                <VisibleText text={c.recordId} />
               </Td>
               <Td>
-                {c.clientSystem} → {c.serverSystem}
+                <VisibleText text={c.clientSystem} /> → <VisibleText text={c.serverSystem} />
               </Td>
               <Td>{c.strategy}</Td>
               <Td>
                 <ConflictStatusBadge status={c.status} />
               </Td>
               <Td>{c.outcome === "resolved" ? `resolved: ${c.resolution}` : c.outcome}</Td>
-              <Td>{c.resolvedBy ?? <span className="text-slate-400">—</span>}</Td>
+              <Td>{c.resolvedBy !== null ? <VisibleText text={c.resolvedBy} /> : <span className="text-slate-400">—</span>}</Td>
             </tr>
           ))}
         </tbody>

@@ -2,7 +2,7 @@
 
 import { revalidatePath } from "next/cache";
 import { z } from "zod";
-import { changeOperatorRole, createOperator, disableOperator } from "@/lib/auth/operators";
+import { changeOperatorRole, clearSignInLock, createOperator, disableOperator } from "@/lib/auth/operators";
 import { ServiceError } from "@/lib/errors";
 import { operatorAction, type ActionResult } from "../../_server/operator";
 
@@ -45,6 +45,18 @@ export async function disableOperatorAction(username: string): Promise<ActionRes
     }
     await disableOperator(hub.db, parsed.data.username, operator.username);
     return undefined;
+  });
+  revalidatePath("/operators");
+  return result;
+}
+
+/** Lifts a username's sign-in lock before its window passes. */
+export async function clearSignInLockAction(username: string): Promise<ActionResult<number>> {
+  const parsed = target.safeParse({ username });
+  if (!parsed.success) return { ok: false, message: "No username given." };
+  const result = await operatorAction("operators", "write", async ({ hub, operator }) => {
+    const { cleared } = await clearSignInLock(hub.db, parsed.data.username, operator.username);
+    return cleared;
   });
   revalidatePath("/operators");
   return result;

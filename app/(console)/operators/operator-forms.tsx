@@ -4,7 +4,7 @@ import { useActionState, useState, useTransition } from "react";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Field, Input, Select } from "@/components/ui/field";
-import { createOperatorAction, disableOperatorAction, setRoleAction } from "./actions";
+import { clearSignInLockAction, createOperatorAction, disableOperatorAction, setRoleAction } from "./actions";
 
 export function CreateOperatorForm() {
   const [state, action, pending] = useActionState(createOperatorAction, null);
@@ -70,6 +70,33 @@ export function OperatorRowActions({ username, role, disabled }: { username: str
         }}
       >
         Disable
+      </Button>
+    </span>
+  );
+}
+
+export function ClearSignInLockButton({ username }: { username: string }) {
+  const [pending, start] = useTransition();
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <span className="flex items-center justify-end gap-2">
+      {error ? (
+        <span role="alert" className="text-xs text-red-700">
+          {error}
+        </span>
+      ) : null}
+      <Button
+        variant="secondary"
+        size="sm"
+        disabled={pending}
+        onClick={() =>
+          start(async () => {
+            const r = await clearSignInLockAction(username);
+            setError(r.ok ? null : r.message);
+          })
+        }
+      >
+        Clear lock
       </Button>
     </span>
   );

@@ -1,7 +1,9 @@
+import { headers } from "next/headers";
 import Link from "next/link";
 import { buttonClass } from "@/components/ui/button";
 import { PageHeader } from "@/components/ui/card";
 import { Time } from "@/components/ui/time";
+import { NONCE_HEADER } from "@/lib/http/security-headers";
 import { getActivePolicy } from "@/lib/policy/store";
 import { requireOperator } from "../../_server/operator";
 import { PolicyWorkbench } from "./policy-workbench";
@@ -33,6 +35,7 @@ export default async function PoliciesPage() {
         canWrite={canWrite}
         activeSystems={active.compiled.systemNames()}
         activeCollections={active.compiled.collectionNames()}
+        styleNonce={(await headers()).get(NONCE_HEADER)}
       />
     </>
   );

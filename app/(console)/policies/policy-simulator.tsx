@@ -10,6 +10,7 @@ import { EmptyRow, Table, Td, Th } from "@/components/ui/table";
 import type { DraftCheck } from "@/lib/console/policy-draft";
 import type { AccessImpact, Decision } from "@/lib/console/policy-simulate";
 import { accessImpactAction, simulateAction, type SimulationView } from "./actions";
+import { VisibleText } from "@/components/console/visible-text";
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; message: string } | null;
 
@@ -187,7 +188,8 @@ function SimulationResult({ sim }: { sim: SimulationView }) {
       </dl>
       <details className="text-sm">
         <summary className="cursor-pointer font-medium text-slate-700">Record data evaluated</summary>
-        <pre className="mt-2 max-h-60 overflow-auto rounded-md bg-slate-50 p-3 font-mono text-xs text-slate-800">{JSON.stringify(sim.record, null, 2)}</pre>
+        <pre className="mt-2 max-h-60 overflow-auto rounded-md bg-slate-50 p-3 font-mono text-xs text-slate-800"><VisibleText text={JSON.stringify(sim.record, null, 2)} layout />
+        </pre>
       </details>
       {sim.fields.length > 0 ? (
         <Table caption="Fields of the record">

@@ -42,11 +42,14 @@ export function PolicyWorkbench({
   canWrite,
   activeSystems,
   activeCollections,
+  styleNonce,
 }: {
   active: { version: number; yaml: string };
   canWrite: boolean;
   activeSystems: string[];
   activeCollections: string[];
+  /** The page's CSP nonce: CodeMirror puts it on the <style> elements it adds where constructed stylesheets are missing. */
+  styleNonce: string | null;
 }) {
   const router = useRouter();
   const [draft, setDraft] = useState(active.yaml);
@@ -107,8 +110,9 @@ export function PolicyWorkbench({
       yamlLanguage(),
       lintGutter(),
       EditorView.contentAttributes.of({ "aria-label": "Policy YAML", "aria-describedby": "policy-editor-help" }),
+      ...(styleNonce ? [EditorView.cspNonce.of(styleNonce)] : []),
     ],
-    [],
+    [styleNonce],
   );
   const diff = useMemo(() => diffPolicies(active.yaml, draft), [active.yaml, draft]);
   // Leaving the page loses the draft: ask the browser to confirm while it differs from the active text.

@@ -10,6 +10,8 @@ import { queryString, type SearchParams } from "@/lib/console/query";
 import { listRecords, parseRecordFilters } from "@/lib/console/records-list";
 import { getActivePolicy } from "@/lib/policy/store";
 import { requireOperator } from "../../_server/operator";
+import { VisibleText } from "@/components/console/visible-text";
+import { showInvisible } from "@/lib/console/invisible-chars";
 
 export const metadata = { title: "Records · Concord" };
 
@@ -77,7 +79,7 @@ export default async function RecordsPage({ searchParams }: { searchParams: Prom
                 <tr key={r.id} data-testid="record-row">
                   <Td className="max-w-72 truncate">
                     <Link href={`/records/${collection}/${encodeURIComponent(r.id)}`} className="font-medium text-indigo-700 hover:underline">
-                      {r.id}
+                      <VisibleText text={r.id} />
                     </Link>
                     {r.deleted ? (
                       <span className="ml-2">
@@ -86,19 +88,27 @@ export default async function RecordsPage({ searchParams }: { searchParams: Prom
                     ) : null}
                   </Td>
                   <Td className="text-right tabular-nums">{r.version}</Td>
-                  <Td>{r.updatedBy}</Td>
+                  <Td>
+                    <VisibleText text={r.updatedBy} />
+                  </Td>
                   <Td>
                     <Time value={r.updatedAt} />
                   </Td>
-                  <Td className="max-w-md truncate font-mono text-xs text-slate-600" title={r.preview}>
-                    {r.deleted ? <span className="text-slate-400">(deleted)</span> : r.preview}
+                  <Td className="max-w-md truncate font-mono text-xs text-slate-600" title={showInvisible(r.preview)}>
+                    {r.deleted ? <span className="text-slate-400">(deleted)</span> : <VisibleText text={r.preview} />}
                   </Td>
                 </tr>
               ))}
             </tbody>
           </Table>
           <nav aria-label="Pagination" className="mt-3 flex items-center justify-between gap-3 text-sm text-slate-600">
-            <span>{page.rows.length > 0 ? `${page.rows.length} records from ${page.rows[0]!.id}, in id order` : null}</span>
+            <span>
+              {page.rows.length > 0 ? (
+                <>
+                  {page.rows.length} records from <VisibleText text={page.rows[0]!.id} />, in id order
+                </>
+              ) : null}
+            </span>
             <span className="flex gap-2">
               {f.after !== undefined ? (
                 <Link className={buttonClass("secondary", "sm")} href={`/records${queryString(base)}`}>

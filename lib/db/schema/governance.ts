@@ -91,6 +91,30 @@ export const operatorSessions = pgTable(
   (t) => [index("operator_sessions_operator_idx").on(t.operatorId)],
 );
 
+/**
+ * Sign-in attempts per window, counted atomically before any password is
+ * checked (lib/auth/sign-in-throttle.ts). One row per budget: `pair` (a
+ * username from one client address), `user` (a username from every address)
+ * and `address` (one address, every username); the columns a budget does not
+ * use are ''.
+ */
+export const signInThrottle = pgTable(
+  "sign_in_throttle",
+  {
+    kind: text("kind").notNull(),
+    username: text("username").notNull(),
+    address: text("address").notNull(),
+    windowStartedAt: timestamp("window_started_at", { withTimezone: true }).notNull(),
+    attempts: integer("attempts").notNull(),
+  },
+  (t) => [
+    // Username first: an admin clears one username's budgets by prefix.
+    primaryKey({ columns: [t.username, t.address, t.kind] }),
+    // Windows that ran out are swept by age.
+    index("sign_in_throttle_window_idx").on(t.windowStartedAt),
+  ],
+);
+
 /** Small server-wide settings (e.g. the hash of a generated admin token). */
 export const settings = pgTable("settings", {
   key: text("key").primaryKey(),

@@ -16,6 +16,18 @@ describe("RateLimiter (token bucket per API key)", () => {
     expect(limiter.take("k").ok).toBe(true);
   });
 
+  it("says how long a key must wait without spending anything", () => {
+    let now = 0;
+    const limiter = new RateLimiter(2, () => now);
+    expect(limiter.wait("k")).toBe(0);
+    for (let i = 0; i < 4; i++) limiter.take("k");
+    expect(limiter.wait("k")).toBe(500);
+    expect(limiter.wait("k")).toBe(500);
+    now += 500;
+    expect(limiter.wait("k")).toBe(0);
+    expect(limiter.take("k").ok).toBe(true);
+  });
+
   it("keeps keys apart: one client's loop does not slow another", () => {
     const now = 0;
     const limiter = new RateLimiter(1, () => now);

@@ -11,6 +11,8 @@ import { isServiceError } from "@/lib/errors";
 import { conflictIdSchema } from "@/lib/sync/conflicts";
 import { requireOperator } from "../../../_server/operator";
 import { ResolveForm } from "./resolve-form";
+import { VisibleText } from "@/components/console/visible-text";
+import { showInvisible } from "@/lib/console/invisible-chars";
 
 export const metadata = { title: "Conflict · Concord" };
 
@@ -50,9 +52,10 @@ export default async function ConflictPage({ params }: { params: Promise<{ id: s
           <>
             On record{" "}
             <Link className="font-medium text-indigo-700 hover:underline" href={recordHref(c.collection, c.recordId)}>
-              {c.collection}/{c.recordId}
+              <VisibleText text={c.collection} />/<VisibleText text={c.recordId} />
             </Link>
-            : {c.clientSystem}&apos;s change collided with the copy {c.serverSystem} wrote.
+            : <VisibleText text={c.clientSystem} />
+            &apos;s change collided with the copy <VisibleText text={c.serverSystem} /> wrote.
           </>
         }
         actions={
@@ -66,8 +69,12 @@ export default async function ConflictPage({ params }: { params: Promise<{ id: s
         <Fact label="Outcome" testId="conflict-outcome">
           {c.outcome === "resolved" ? `resolved with ${c.resolution}` : c.outcome}
         </Fact>
-        <Fact label="Client system">{c.clientSystem}</Fact>
-        <Fact label="Server system">{c.serverSystem}</Fact>
+        <Fact label="Client system">
+          <VisibleText text={c.clientSystem} />
+        </Fact>
+        <Fact label="Server system">
+          <VisibleText text={c.serverSystem} />
+        </Fact>
         <Fact label="Raised">
           <Time value={c.createdAt} />
         </Fact>
@@ -76,7 +83,11 @@ export default async function ConflictPage({ params }: { params: Promise<{ id: s
           {c.resultVersion !== null ? ` · result ${c.resultVersion}` : ""}
         </Fact>
         <Fact label="Resolved by" testId="resolved-by">
-          {c.resolvedBy ?? <span className="text-slate-400">{c.status === "settled" ? "the strategy" : "—"}</span>}
+          {c.resolvedBy !== null ? (
+            <VisibleText text={c.resolvedBy} />
+          ) : (
+            <span className="text-slate-400">{c.status === "settled" ? "the strategy" : "—"}</span>
+          )}
         </Fact>
         <Fact label="Resolved at">
           <Time value={c.resolvedAt} empty="—" />
@@ -87,10 +98,10 @@ export default async function ConflictPage({ params }: { params: Promise<{ id: s
         <Side title={`Base${c.baseVersion !== null ? ` (version ${c.baseVersion})` : ""}`} note="what the client started from">
           <JsonView label="Base" value={c.baseData} marks={highlights.base} empty={c.baseVersion === null ? "No base: the client created the record anew." : "No data (deleted)."} />
         </Side>
-        <Side title={`Server (version ${c.serverVersion})`} note={`written by ${c.serverSystem}`}>
+        <Side title={`Server (version ${c.serverVersion})`} note={`written by ${showInvisible(c.serverSystem)}`}>
           <JsonView label="Server" value={c.serverDeleted ? null : c.serverData} marks={highlights.server} empty="Deleted on the server." />
         </Side>
-        <Side title="Client" note={`sent by ${c.clientSystem}`}>
+        <Side title="Client" note={`sent by ${showInvisible(c.clientSystem)}`}>
           <JsonView label="Client" value={c.clientData} marks={highlights.client} empty="The client deleted the record." />
         </Side>
       </div>
@@ -113,7 +124,7 @@ export default async function ConflictPage({ params }: { params: Promise<{ id: s
       {c.status === "resolved" ? (
         <div className="mb-6" data-testid="resolution">
           <Alert tone="success">
-            Resolved by <strong>{c.resolvedBy}</strong> at <Time value={c.resolvedAt} /> with {RESOLUTION_TEXT[c.resolution ?? ""] ?? c.resolution}
+            Resolved by <strong>{c.resolvedBy !== null ? <VisibleText text={c.resolvedBy} /> : null}</strong> at <Time value={c.resolvedAt} /> with {RESOLUTION_TEXT[c.resolution ?? ""] ?? c.resolution}
             {c.resultVersion !== null ? (
               <>
                 ; the record is at version {c.resultVersion} after it (

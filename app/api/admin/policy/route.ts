@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isServiceError, ServiceError } from "@/lib/errors";
 import { readQuery, readText } from "@/lib/http/body";
 import { withAdmin } from "@/lib/http/handlers";
 import { json } from "@/lib/http/respond";
@@ -26,7 +27,15 @@ const putQuery = z.strictObject({
 /** Validates and activates a policy (the body is the YAML); `?dryRun=1` validates only. */
 export const PUT = withAdmin("policy", async ({ hub, actor }, request) => {
   const query = readQuery(request, putQuery);
-  const yaml = await readText(request, MAX_POLICY_BYTES);
+  const yaml = await readText(request, MAX_POLICY_BYTES).catch((error: unknown) => {
+    if (isServiceError(error) && error.code === "payload_too_large") {
+      throw new ServiceError(
+        "payload_too_large",
+        `The policy is larger than ${MAX_POLICY_BYTES / 1024} KiB, the most a policy file may be; nothing was changed. Combine rules with groups or "*" and conditions.`,
+      );
+    }
+    throw error;
+  });
   if (query.dryRun === "1" || query.dryRun === "true") {
     const { warnings } = await dryRunPolicy(yaml);
     return json({ valid: true, version: null, warnings });

@@ -1,5 +1,6 @@
 import Link from "next/link";
 import { DiffTable } from "@/components/console/diff-table";
+import { VisibleText } from "@/components/console/visible-text";
 import { JsonView } from "@/components/console/json-view";
 import { Alert, ErrorList } from "@/components/ui/alert";
 import { Badge } from "@/components/ui/badge";
@@ -9,6 +10,7 @@ import { Field, Input } from "@/components/ui/field";
 import { Pagination } from "@/components/ui/pagination";
 import { Table, Td, Th } from "@/components/ui/table";
 import { Time } from "@/components/ui/time";
+import { showInvisible } from "@/lib/console/invisible-chars";
 import { queryString, type SearchParams } from "@/lib/console/query";
 import { diffVersions, getRecordDetail, parseRecordPageQuery, recordKeySchema, type VersionDiff } from "@/lib/console/records-history";
 import { isServiceError } from "@/lib/errors";
@@ -55,18 +57,20 @@ export default async function RecordPage({
       <PageHeader
         title={
           <>
-            <span className="text-slate-500">{collection}/</span>
-            {id} {record.deleted ? <Badge tone="red">deleted</Badge> : null}
+            <span className="text-slate-500">
+              <VisibleText text={collection} />/
+            </span>
+            <VisibleText text={id} /> {record.deleted ? <Badge tone="red">deleted</Badge> : null}
           </>
         }
         description={
           <>
-            Version {record.version}, written by {record.updatedBy} at <Time value={record.updatedAt} />.
+            Version {record.version}, written by <VisibleText text={record.updatedBy} /> at <Time value={record.updatedAt} />.
           </>
         }
         actions={
           <Link href={`/records${queryString({ collection })}`} className="text-sm text-indigo-700 hover:underline">
-            ← {collection}
+            ← <VisibleText text={collection} />
           </Link>
         }
       />
@@ -99,7 +103,9 @@ export default async function RecordPage({
                     {v.version}
                     {v.version === record.version ? <span className="ml-1 text-xs text-slate-500">(current)</span> : null}
                   </Td>
-                  <Td>{v.writtenBy}</Td>
+                  <Td>
+                    <VisibleText text={v.writtenBy} />
+                  </Td>
                   <Td>
                     <Time value={v.writtenAt} />
                   </Td>
@@ -161,8 +167,8 @@ export default async function RecordPage({
           <DiffTable
             caption={`Differences from version ${a} to version ${b}`}
             rows={diff.rows}
-            labelA={`Version ${a}${diff.a.deleted ? " (deleted)" : ""} · ${diff.a.writtenBy}`}
-            labelB={`Version ${b}${diff.b.deleted ? " (deleted)" : ""} · ${diff.b.writtenBy}`}
+            labelA={`Version ${a}${diff.a.deleted ? " (deleted)" : ""} · ${showInvisible(diff.a.writtenBy)}`}
+            labelB={`Version ${b}${diff.b.deleted ? " (deleted)" : ""} · ${showInvisible(diff.b.writtenBy)}`}
           />
         ) : null}
       </section>
@@ -183,7 +189,7 @@ function Missing({ message }: { message: string }) {
   return (
     <>
       <PageHeader title="Record" />
-      <Alert tone="error">{message}</Alert>
+      <Alert tone="error">{showInvisible(message)}</Alert>
       <p className="mt-4 text-sm">
         <Link href="/records" className="text-indigo-700 hover:underline">
           ← Records

@@ -5,6 +5,7 @@ import { useRef, useState, useTransition } from "react";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { restoreVersionAction } from "../../actions";
+import { showInvisible } from "@/lib/console/invisible-chars";
 
 /** "Restore this version", behind a confirmation dialog that says what will happen. */
 export function RestoreButton({ collection, id, version, current, deleted }: { collection: string; id: string; version: number; current: number; deleted: boolean }) {
@@ -26,7 +27,7 @@ export function RestoreButton({ collection, id, version, current, deleted }: { c
         <h2 className="text-base font-semibold text-slate-900">Restore version {version}?</h2>
         <p className="mt-2 text-sm whitespace-normal text-slate-700">
           {deleted
-            ? `Version ${version} is a deletion: restoring it deletes ${collection}/${id}`
+            ? `Version ${version} is a deletion: restoring it deletes ${showInvisible(`${collection}/${id}`)}`
             : `The data of version ${version} becomes the record's new version ${current + 1}`}
           . Every system that reads the record receives it on its next sync. The restore is recorded in the audit log.
         </p>
