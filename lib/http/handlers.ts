@@ -12,7 +12,7 @@ import { getHub, type Hub } from "../hub";
 import { noteSystemError, noteSystemSuccess } from "../sync/activity";
 import { originProblem, originSettings } from "./origin";
 import { errorResponse } from "./respond";
-import { authFailureBudget, noteAuthFailure, rateLimiter } from "./rate-limit";
+import { addressBudget, authFailureBudget, noteAuthFailure, rateLimiter } from "./rate-limit";
 
 /** Next.js passes dynamic route segments as a promise. */
 export interface RouteArgs<P> {
@@ -110,11 +110,13 @@ export function withSystem<P>(
     let hub: Hub | undefined;
     try {
       hub = await getHub();
-      const failures = authFailureBudget(request);
       const key = bearerToken(request.headers.get("authorization"));
       caller = key ? await authenticateApiKey(hub.db, key) : null;
       if (!caller) {
-        noteAuthFailure(failures);
+        // A valid key is never refused for its address's failures (another client behind the same
+        // NAT must not stall this one); an address that keeps sending bad keys gets 429 instead of
+        // 401. Keys carry 256 random bits, so checking first gives a guesser nothing to use.
+        noteAuthFailure(addressBudget(request));
         throw new ServiceError(
           "unauthenticated",
           "This route needs a system API key: send `Authorization: Bearer <key>`. The key may be wrong or revoked; ask an operator for a new one.",

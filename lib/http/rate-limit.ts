@@ -127,10 +127,15 @@ function tooManyFailures(retryAfterMs: number): ServiceError {
  * or 429 `rate_limited` when that address has failed too often lately.
  */
 export function authFailureBudget(request: Request): string {
-  const budget = addressBucket(clientAddress(request.headers, env().CONCORD_TRUST_PROXY));
+  const budget = addressBudget(request);
   const wait = failureLimiter().wait(budget);
   if (wait > 0) throw tooManyFailures(wait);
   return budget;
+}
+
+/** The failure budget a request's client address spends from. */
+export function addressBudget(request: Request): string {
+  return addressBucket(clientAddress(request.headers, env().CONCORD_TRUST_PROXY));
 }
 
 /** After credentials failed: spends from the budget; 429 when this failure was one too many. */
