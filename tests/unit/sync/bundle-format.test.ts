@@ -149,9 +149,11 @@ describe("decodeBundle", () => {
 });
 
 describe("module boundary", () => {
-  it("imports only zod, ./protocol and ./canonical (the SDK runs it in browsers)", () => {
-    const source = readFileSync("lib/sync/bundle-format.ts", "utf8");
-    const imports = [...source.matchAll(/^import [^;]*? from "([^"]+)";$/gm)].map((m) => m[1]);
-    expect(imports.sort()).toEqual(["./canonical", "./protocol", "zod"]);
+  const importsOf = (file: string) => [...readFileSync(file, "utf8").matchAll(/^import [^;]*? from "([^"]+)";$/gm)].map((m) => m[1]).sort();
+
+  it("imports only zod, ./protocol, ./canonical and the strict JSON reader (the SDK runs it in browsers)", () => {
+    expect(importsOf("lib/sync/bundle-format.ts")).toEqual(["./canonical", "./protocol", "./strict-json", "zod"]);
+    expect(importsOf("lib/sync/strict-json.ts")).toEqual(["./json-safety"]);
+    expect(importsOf("lib/sync/json-safety.ts")).toEqual([]);
   });
 });
