@@ -12,7 +12,9 @@ export const ERROR_CODES = [
   "conflict",
   "payload_too_large",
   "policy_invalid",
+  "resync_required",
   "rate_limited",
+  "unavailable",
   "internal",
 ] as const;
 
