@@ -88,13 +88,13 @@ function scalarProblem(value: unknown): string | null | undefined {
     case "string":
       return textProblem(value);
     case "number":
-      return Number.isFinite(value) ? null : `is ${String(value)}, which is not a JSON number; send a finite number (or a string)`;
+      return Number.isFinite(value) ? null : `is ${String(value)}, not a plain JSON number; send a finite number (or a string)`;
     case "boolean":
       return null;
     case "object":
       return value === null ? null : undefined;
     default:
-      return `is ${typeof value === "undefined" ? "undefined" : `a ${typeof value}`}, which is not a JSON value`;
+      return `is ${typeof value === "undefined" ? "undefined" : `a ${typeof value}`}, not a plain JSON value`;
   }
 }
 

@@ -38,6 +38,8 @@ export interface StrictJsonProblem {
   path: string;
   /** What is wrong there, as a clause after "it": "is a key given twice in one object". */
   message: string;
+  /** The number literal as written (code `number`). */
+  literal?: string;
 }
 
 export type StrictJsonResult = { ok: true; value: unknown } | { ok: false; problem: StrictJsonProblem };
@@ -178,10 +180,21 @@ interface Container {
   at: string | number;
 }
 
+/**
+ * The first number literal in well-formed JSON text that a double cannot hold,
+ * with its path under `root`; null when there is none. For a writer's check
+ * of its own output (JSON.stringify writes 2^60 as 1152921504606847000, which
+ * this reader refuses).
+ */
+export function numberLiteralProblem(text: string, root = ""): StrictJsonProblem | null {
+  if (!scanText(text).badNumber) return null;
+  return explain(text, Number.MAX_SAFE_INTEGER, root);
+}
+
 /** The first problem in document order, with its path; null when there is none. */
-function explain(text: string, maxDepth: number): StrictJsonProblem | null {
+function explain(text: string, maxDepth: number, root = ""): StrictJsonProblem | null {
   const stack: Container[] = [];
-  const path = () => joinPath(["", ...stack.map((c) => c.at)]);
+  const path = () => joinPath([root, ...stack.map((c) => c.at)]);
   const n = text.length;
   let i = 0;
   while (i < n) {
@@ -217,8 +230,9 @@ function explain(text: string, maxDepth: number): StrictJsonProblem | null {
     } else if (c === 45 || (c >= 48 && c <= 57)) {
       const start = i;
       for (i++; i < n && isNumberChar(text.charCodeAt(i)); i++);
-      const problem = numberProblem(text.slice(start, i));
-      if (problem) return { code: "number", path: path(), message: problem };
+      const literal = text.slice(start, i);
+      const problem = numberProblem(literal);
+      if (problem) return { code: "number", path: path(), message: problem, literal };
     } else {
       i++;
     }
