@@ -65,7 +65,11 @@ export async function readJson<T extends z.ZodType>(
   }
   if ((options.values ?? "body") === "body") {
     const unstorable = findUnstorable(parsed.value, "", MAX_DOCUMENT_DEPTH);
-    if (unstorable) throw new ServiceError("invalid_request", `The request body is refused: ${unstorable}.`);
+    if (unstorable) {
+      throw new ServiceError("invalid_request", `The request body is refused: ${unstorable.message}.`, [
+        { path: unstorable.path, message: unstorable.message },
+      ]);
+    }
   }
   const validated = validate(schema, parsed.value);
   if (!validated.success) throw invalidRequest(validated.error, "request body");

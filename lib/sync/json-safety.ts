@@ -23,17 +23,29 @@ export const MAX_JSON_DEPTH = 64;
  * MAX_JSON_DEPTH. The same value always gets the same answer.
  */
 export function unstorableReason(value: unknown, path: string): string | null {
-  return findUnstorable(value, path, MAX_JSON_DEPTH);
+  return findUnstorable(value, path, MAX_JSON_DEPTH)?.message ?? null;
+}
+
+export interface Unstorable {
+  /** Where, as in `message`: `data.address.city`, `data["a\u0000b"]` for a key. */
+  path: string;
+  /** The whole sentence: the path, then what is wrong there. */
+  message: string;
 }
 
 /**
- * unstorableReason with another depth limit: a request body wraps records in
- * a few levels of its own, so the HTTP layer checks bodies against a larger one.
+ * unstorableReason with the path apart, and another depth limit: a request
+ * body wraps records in a few levels of its own, so the HTTP layer checks
+ * bodies against a larger one.
  */
-export function findUnstorable(value: unknown, path: string, maxDepth: number): string | null {
+export function findUnstorable(value: unknown, path: string, maxDepth: number): Unstorable | null {
+  const found = (at: string, problem: string, key = false): Unstorable => ({
+    path: at,
+    message: key ? `The key ${at} ${problem}` : `${describe(at)} ${problem}`,
+  });
   const scalar = scalarProblem(value);
-  if (scalar !== undefined) return scalar === null ? null : `${describe(path)} ${scalar}`;
-  if (maxDepth < 1) return tooDeep(path, maxDepth);
+  if (scalar !== undefined) return scalar === null ? null : found(path, scalar);
+  if (maxDepth < 1) return found(path, tooDeep(maxDepth));
 
   // One frame per open container, children visited in order: the first problem in document order wins.
   const stack: Frame[] = [frameOf(value as object, path, null)];
@@ -52,14 +64,14 @@ export function findUnstorable(value: unknown, path: string, maxDepth: number): 
     } else {
       const key = frame.keys[i] as string;
       const keyProblem = textProblem(key);
-      if (keyProblem !== null) return `The key ${renderPath(frame, key)} ${keyProblem}`;
+      if (keyProblem !== null) return found(renderPath(frame, key), keyProblem, true);
       segment = key;
       child = (frame.container as Record<string, unknown>)[key];
     }
     const problem = scalarProblem(child);
     if (problem === null) continue;
-    if (problem !== undefined) return `${describe(renderPath(frame, segment))} ${problem}`;
-    if (stack.length >= maxDepth) return tooDeep(renderPath(frame, segment), maxDepth);
+    if (problem !== undefined) return found(renderPath(frame, segment), problem);
+    if (stack.length >= maxDepth) return found(renderPath(frame, segment), tooDeep(maxDepth));
     stack.push(frameOf(child as object, segment, frame));
   }
   return null;
@@ -126,8 +138,8 @@ function hex(code: number): string {
   return code.toString(16).toUpperCase().padStart(4, "0");
 }
 
-function tooDeep(path: string, maxDepth: number): string {
-  return `${describe(path)} nests deeper than ${maxDepth} levels of objects and arrays, the most the hub accepts; flatten it`;
+function tooDeep(maxDepth: number): string {
+  return `nests deeper than ${maxDepth} levels of objects and arrays, the most the hub accepts; flatten it`;
 }
 
 function describe(path: string): string {

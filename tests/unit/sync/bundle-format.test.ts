@@ -151,8 +151,8 @@ describe("decodeBundle", () => {
 describe("module boundary", () => {
   const importsOf = (file: string) => [...readFileSync(file, "utf8").matchAll(/^import [^;]*? from "([^"]+)";$/gm)].map((m) => m[1]).sort();
 
-  it("imports only zod, ./protocol, ./canonical and the strict JSON reader (the SDK runs it in browsers)", () => {
-    expect(importsOf("lib/sync/bundle-format.ts")).toEqual(["./canonical", "./protocol", "./strict-json", "zod"]);
+  it("imports only zod, ./protocol, ./canonical and the JSON checks (the SDK runs it in browsers)", () => {
+    expect(importsOf("lib/sync/bundle-format.ts")).toEqual(["./canonical", "./json-safety", "./protocol", "./strict-json", "zod"]);
     expect(importsOf("lib/sync/strict-json.ts")).toEqual(["./json-safety"]);
     expect(importsOf("lib/sync/json-safety.ts")).toEqual([]);
   });
