@@ -179,7 +179,8 @@ export async function decodeBundle(
 ): Promise<DecodeResult<RequestBundle | ResponseBundle>> {
   const fail = (problem: BundleProblem) => ({ ok: false as const, problem });
   // Strict: a duplicate key or a number a double cannot hold would change the content as it is read.
-  const read = parseStrictJson(text);
+  // A response bundle is the hub's own JSON, which writes large integers as JavaScript does.
+  const read = parseStrictJson(text, { shortestIntegers: kind === "response" });
   if (!read.ok) {
     const { problem } = read;
     if (problem.code === "not_json") return fail({ code: "not_json", message: `The bundle is not valid JSON (${problem.message}): ${EXPORT_AGAIN}.` });

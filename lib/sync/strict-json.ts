@@ -47,6 +47,12 @@ export type StrictJsonResult = { ok: true; value: unknown } | { ok: false; probl
 export interface StrictJsonOptions {
   /** Levels of objects and arrays allowed (default MAX_DOCUMENT_DEPTH). */
   maxDepth?: number;
+  /**
+   * Also accept an integer literal that is the shortest form of its double,
+   * as JavaScript writes it (2^60 as 1152921504606847000): for text the hub
+   * wrote itself, such as a response bundle, where that is what the number is.
+   */
+  shortestIntegers?: boolean;
 }
 
 /** Parses JSON text, or says what is wrong with it and where. */
@@ -58,11 +64,12 @@ export function parseStrictJson(text: string, options: StrictJsonOptions = {}): 
   } catch (error) {
     return { ok: false, problem: { code: "not_json", path: "", message: syntaxMessage(error) } };
   }
+  const shortest = options.shortestIntegers === true;
   const shape = measure(value, maxDepth);
-  const scan = scanText(text);
+  const scan = scanText(text, shortest);
   if (shape.tooDeep || scan.badNumber || scan.keys !== shape.keys) {
     // The exact account, with paths; JSON.parse accepted the text, so it is well-formed JSON.
-    const problem = explain(text, maxDepth);
+    const problem = explain(text, maxDepth, "", shortest);
     if (problem) return { ok: false, problem };
     // Unreachable for text JSON.parse accepts: the scan and the explanation read the same tokens.
     return { ok: false, problem: { code: "duplicate_key", path: "", message: "holds a key given twice in one object" } };
@@ -146,7 +153,7 @@ function stringEnd(text: string, start: number): number {
 }
 
 /** Keys in the text, and whether any number literal cannot be held by a double. */
-function scanText(text: string): { keys: number; badNumber: boolean } {
+function scanText(text: string, shortest: boolean): { keys: number; badNumber: boolean } {
   let keys = 0;
   let badNumber = false;
   const n = text.length;
@@ -166,7 +173,7 @@ function scanText(text: string): { keys: number; badNumber: boolean } {
         if (d === 101 || d === 69) plain = false;
       }
       // Up to 15 digits without an exponent is always exact; anything else is looked at closely.
-      if ((!plain || i - start > 15) && numberProblem(text.slice(start, i)) !== null) badNumber = true;
+      if ((!plain || i - start > 15) && literalProblem(text.slice(start, i), shortest) !== null) badNumber = true;
     } else {
       i++;
     }
@@ -187,12 +194,12 @@ interface Container {
  * this reader refuses).
  */
 export function numberLiteralProblem(text: string, root = ""): StrictJsonProblem | null {
-  if (!scanText(text).badNumber) return null;
-  return explain(text, Number.MAX_SAFE_INTEGER, root);
+  if (!scanText(text, false).badNumber) return null;
+  return explain(text, Number.MAX_SAFE_INTEGER, root, false);
 }
 
 /** The first problem in document order, with its path; null when there is none. */
-function explain(text: string, maxDepth: number, root = ""): StrictJsonProblem | null {
+function explain(text: string, maxDepth: number, root: string, shortest: boolean): StrictJsonProblem | null {
   const stack: Container[] = [];
   const path = () => joinPath([root, ...stack.map((c) => c.at)]);
   const n = text.length;
@@ -231,7 +238,7 @@ function explain(text: string, maxDepth: number, root = ""): StrictJsonProblem |
       const start = i;
       for (i++; i < n && isNumberChar(text.charCodeAt(i)); i++);
       const literal = text.slice(start, i);
-      const problem = numberProblem(literal);
+      const problem = literalProblem(literal, shortest);
       if (problem) return { code: "number", path: path(), message: problem, literal };
     } else {
       i++;
@@ -242,6 +249,11 @@ function explain(text: string, maxDepth: number, root = ""): StrictJsonProblem |
 
 // ---------------------------------------------------------------------------
 // Number literals
+
+function literalProblem(literal: string, shortest: boolean): string | null {
+  const problem = numberProblem(literal);
+  return problem !== null && shortest && String(Number(literal)) === literal ? null : problem;
+}
 
 const NUMBER = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/;
 

@@ -40,6 +40,13 @@ describe("parseStrictJson", () => {
     expect(problem.message).toMatch(message);
   });
 
+  it("with shortestIntegers, also accepts integers as JavaScript writes them, and nothing else more", () => {
+    const options = { shortestIntegers: true };
+    expect(parseStrictJson(JSON.stringify({ n: 2 ** 60, m: -(2 ** 70) }), options)).toEqual({ ok: true, value: { n: 2 ** 60, m: -(2 ** 70) } });
+    expect(parseStrictJson('{"n": 9007199254740993}', options)).toMatchObject({ ok: false, problem: { code: "number", path: "n" } });
+    expect(parseStrictJson('{"n": 1e400}', options)).toMatchObject({ ok: false, problem: { code: "number" } });
+  });
+
   it("treats literals with a fraction or an exponent as floating point (rounded, not refused)", () => {
     expect(parseStrictJson("[1e23, 9007199254740993.0, 1.5e300, 0.12345678901234567890123]")).toMatchObject({ ok: true });
   });
