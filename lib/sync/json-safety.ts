@@ -1,8 +1,8 @@
 /**
- * Values the hub cannot store faithfully (protocol.md, "Bad input"). PostgreSQL
- * refuses U+0000 in text and jsonb; UTF-8 has no encoding for a lone surrogate
- * (drivers silently turn it into U+FFFD); JSON has no Infinity or NaN
- * (JSON.stringify writes null); and unbounded nesting overflows every
+ * Values the hub cannot store faithfully, which the wire contract refuses.
+ * PostgreSQL refuses U+0000 in text and jsonb; UTF-8 has no encoding for a
+ * lone surrogate (drivers silently turn it into U+FFFD); JSON has no Infinity
+ * or NaN (JSON.stringify writes null); and unbounded nesting overflows every
  * recursive reader on the way (canonical JSON, jsonb, other clients' parsers).
  * Such a value is refused with a sentence naming where it is, never stored
  * altered.
