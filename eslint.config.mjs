@@ -14,7 +14,7 @@ const LIB = String.raw`(?:@/lib/|(?:\.\./)+(?:lib/)?|\./(?:lib/)?)`;
 
 const DB_MESSAGE = "route handlers and pages call lib/ verbs; only lib/ touches the database";
 const CLIENT_MESSAGE =
-  "lib/client is the SDK that runs inside other systems: it imports only lib/sync/protocol, lib/sync/canonical, lib/sync/bundle-format and pure helpers, never server code";
+  "lib/client is the SDK that runs inside other systems: it imports only lib/sync/protocol, lib/sync/canonical, lib/sync/bundle-format, the JSON checks (lib/sync/json-safety, lib/sync/strict-json) and pure helpers, never server code";
 
 export default defineConfig(
   globalIgnores([
@@ -105,7 +105,7 @@ export default defineConfig(
         {
           patterns: [
             { regex: String.raw`^${LIB}db(?:/|$)`, message: CLIENT_MESSAGE },
-            { regex: String.raw`^${LIB}sync(?:/(?!(?:protocol|canonical|bundle-format)$).*)?$`, message: CLIENT_MESSAGE },
+            { regex: String.raw`^${LIB}sync(?:/(?!(?:protocol|canonical|bundle-format|json-safety|strict-json)$).*)?$`, message: CLIENT_MESSAGE },
             { regex: String.raw`^next(?:/|$)`, message: CLIENT_MESSAGE },
             { regex: String.raw`^drizzle-orm(?:/|$)`, message: CLIENT_MESSAGE },
           ],

@@ -21,6 +21,7 @@ import {
 } from "../lib/client";
 import { PgliteStore } from "../lib/client/pglite-store";
 import { isJsonObject, type JsonObject, type PushResult } from "../lib/sync/protocol";
+import { describeProblem, parseStrictJson } from "../lib/sync/strict-json";
 import {
   collectionSchema,
   configPath,
@@ -175,13 +176,17 @@ async function readJsonArgument(arg: string): Promise<JsonObject> {
       throw new UsageError(`Could not read ${file}; give a JSON object, or @FILE naming a readable file.`);
     }
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new UsageError(`The data is not valid JSON (${(error as Error).message}); give a JSON object, or @FILE.`);
+  // Strict, as the hub reads it: a key given twice or a number that would lose digits is named, not silently changed.
+  const parsed = parseStrictJson(text);
+  if (!parsed.ok) {
+    const { problem } = parsed;
+    throw new UsageError(
+      problem.code === "not_json"
+        ? `The data is not valid JSON (${problem.message}); give a JSON object, or @FILE.`
+        : describeProblem(problem, "The data"),
+    );
   }
-  return valid(jsonObjectSchema, value, "The data");
+  return valid(jsonObjectSchema, parsed.value, "The data");
 }
 
 function key(collection: string, id: string): { collection: string; id: string } {

@@ -30,6 +30,11 @@ export const SESSION_COOKIE = "concord_session";
 export const SESSION_HOURS = 12;
 const USERNAME = /^[a-z0-9][a-z0-9._-]{1,62}$/;
 
+/** Whether a text can be an operator's username at all (what sign-in and unlock accept). */
+export function isUsername(text: string): boolean {
+  return USERNAME.test(text);
+}
+
 function toOperator(row: OperatorRow): Operator {
   return {
     id: row.id,
@@ -194,7 +199,10 @@ export async function signIn(
   db: Database,
   input: { username: string; password: string; address?: string },
 ): Promise<SignInResult> {
-  const username = input.username.trim().toLowerCase().slice(0, 64);
+  // A name no operator can have is throttled and audited as one blank name: it cannot be anyone's,
+  // and text such as U+0000 could not even be stored.
+  const typed = input.username.trim().toLowerCase();
+  const username = USERNAME.test(typed) ? typed : "";
   const address = input.address ?? UNKNOWN_ADDRESS;
   const reservation = await reserveSignInAttempt(db, username, address);
   if (!reservation.ok) {
@@ -241,8 +249,10 @@ export async function signIn(
  * cleared (0: nothing was locked or counted).
  */
 export async function clearSignInLock(db: Database, username: string, actor: string): Promise<{ cleared: number }> {
-  const name = username.trim().toLowerCase().slice(0, 64);
-  if (name === "") throw new ServiceError("invalid_request", "Name the username whose sign-in lock to clear.");
+  const name = username.trim().toLowerCase();
+  if (!USERNAME.test(name)) {
+    throw new ServiceError("invalid_request", "Name the username whose sign-in lock to clear (2 to 63 lowercase letters, digits, dot, dash or underscore).");
+  }
   const cleared = await clearSignInThrottle(db, name);
   await db.insert(auditLog).values({ actor, action: "sign-in.unlock", target: name, details: { cleared } });
   return { cleared };

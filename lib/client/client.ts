@@ -1,5 +1,6 @@
 import mergePatch from "json-merge-patch";
 import { canonicalJson } from "../sync/canonical";
+import { unstorableReason } from "../sync/json-safety";
 import {
   COLLECTION_PATTERN,
   hasKeyDeep,
@@ -19,7 +20,7 @@ import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff";
 import { changeBody, rebase } from "./change";
 import { digestOf, digestsOf, sha256HexMany } from "./digest";
 import { Emitter, type ClientEventName, type Handler } from "./emitter";
-import { AuthError, ConcordError, HttpError } from "./errors";
+import { AuthError, ConcordError, HttpError, NetworkError } from "./errors";
 import { Mutex } from "./mutex";
 import { readEventStream } from "./sse";
 import { canTransition, type ClientState } from "./states";
@@ -115,6 +116,8 @@ export interface SyncInternals {
 }
 
 const CONFIG_META = "config";
+/** A Retry-After longer than this is not waited for in one go (a misconfigured proxy must not park the client for days). */
+const MAX_RETRY_AFTER_MS = 10 * 60_000;
 const SILENT: Logger = { debug: () => undefined, warn: () => undefined };
 
 function emptyReport(): SyncReport {
@@ -497,24 +500,46 @@ export class SyncClient {
     }
     for (const [collection, entries] of byCollection) {
       for (let i = 0; i < entries.length; i += MAX_PUSH_CHANGES) {
-        const batch = entries.slice(i, i + MAX_PUSH_CHANGES);
-        let results: PushResult[];
-        try {
-          results = (await this.transport.push(collection, batch.map((e) => e.change))).results;
-        } catch (error) {
-          // A whole request refused for what it is (no such collection, no right to it) must not block the queue.
-          if (error instanceof HttpError && (error.status === 403 || error.status === 404)) {
-            await this.lock.run(() => this.quarantineAll(batch, error, report));
-            continue;
-          }
-          throw error;
-        }
-        if (results.length !== batch.length) {
-          throw new ConcordError(`The hub answered ${results.length} results for ${batch.length} changes; the changes stay queued and are re-sent.`);
-        }
-        await this.lock.run(() => this.applyResults(collection, batch, results, report));
+        await this.pushBatch(collection, entries.slice(i, i + MAX_PUSH_CHANGES), report);
       }
     }
+  }
+
+  /**
+   * One push request. A whole request refused for what it is (no such
+   * collection, no right to it) quarantines the batch. A batch refused for its
+   * content as a whole (400, or 413 for a record over the size limit) is split
+   * in halves until the change(s) the hub refuses stand alone: those are
+   * quarantined with the hub's message, the others sync. One bad record never
+   * stalls the queue; an outage (NetworkError, 5xx) quarantines nothing and
+   * leaves every entry queued.
+   */
+  private async pushBatch(collection: string, batch: OutboxEntry[], report: SyncReport): Promise<void> {
+    let results: PushResult[];
+    try {
+      results = (await this.transport.push(collection, batch.map((e) => e.change))).results;
+    } catch (error) {
+      if (error instanceof HttpError && (error.status === 403 || error.status === 404)) {
+        await this.lock.run(() => this.quarantineAll(batch, error, report));
+        return;
+      }
+      if (error instanceof HttpError && (error.status === 400 || error.status === 413)) {
+        if (batch.length === 1) {
+          await this.lock.run(() => this.quarantineAll(batch, error, report));
+          return;
+        }
+        const half = Math.ceil(batch.length / 2);
+        this.logger.debug(`push of ${batch.length} changes to ${collection} refused (${error.status}); sending it as two halves to find the change the hub refuses`);
+        await this.pushBatch(collection, batch.slice(0, half), report);
+        await this.pushBatch(collection, batch.slice(half), report);
+        return;
+      }
+      throw error;
+    }
+    if (results.length !== batch.length) {
+      throw new ConcordError(`The hub answered ${results.length} results for ${batch.length} changes; the changes stay queued and are re-sent.`);
+    }
+    await this.lock.run(() => this.applyResults(collection, batch, results, report));
   }
 
   /** Gives every modified record without an outbox entry one, stored before anything is sent. */
@@ -537,6 +562,7 @@ export class SyncClient {
 
   private async quarantineAll(batch: OutboxEntry[], error: HttpError, report: SyncReport): Promise<void> {
     const at = this.now().toISOString();
+    // 404 (no such collection), 400 and 413 (the change itself): nothing a policy change would fix.
     const status = error.status === 403 ? "forbidden" : "invalid";
     const entries = batch.map((e) => ({ ...e, quarantine: { status, reason: error.message, at } }) satisfies OutboxEntry);
     await this.store.write({ putOutbox: entries });
@@ -626,11 +652,23 @@ export class SyncClient {
     for (const collection of this.readableCollections()) await this.pullCollection(collection, report, options);
   }
 
-  private async pullCollection(collection: string, report: SyncReport, options: SyncOptions): Promise<void> {
+  private async pullCollection(collection: string, report: SyncReport, options: SyncOptions, resyncing = false): Promise<void> {
     let since = await this.store.checkpoint(collection);
     const progress: SyncProgress = { collection, pages: 0, pulled: 0, hasMore: true };
     for (;;) {
-      const page = await this.transport.changes(collection, since, this.pageLimit);
+      let page: ChangesResponse;
+      try {
+        page = await this.transport.changes(collection, since, this.pageLimit);
+      } catch (error) {
+        // 410 resync_required: the hub can no longer read this checkpoint. Start over from the manifest (claim 5),
+        // keeping local edits; a second 410 while doing so is the hub's fault, not this checkpoint's.
+        if (error instanceof HttpError && error.status === 410 && !resyncing && this.config) {
+          this.logger.warn(`the hub cannot continue ${collection} from its checkpoint (${error.code}); reconciling it through the manifest`);
+          await this.reconcileCollection(collection, this.config, report, options, true);
+          return;
+        }
+        throw error;
+      }
       const pulled = await this.lock.run(() => this.applyPage(collection, page, report));
       since = page.checkpoint;
       progress.pages += 1;
@@ -691,34 +729,47 @@ export class SyncClient {
         if (drop.length > 0) this.emitter.emit("change", { collection, ids: drop.map((k) => k.id) });
       });
     }
-    for (const collection of readable) {
-      const server = new Map<string, number>();
-      let after: string | null = null;
-      do {
-        const page = await this.transport.manifest(collection, after, this.pageLimit);
-        for (const e of page.entries) server.set(e.id, e.version);
-        after = page.next;
-      } while (after !== null);
-      const behind = await this.lock.run(async () => {
-        const rows = await this.store.listRecords(collection);
-        const drop = await this.droppable(collection, rows, new Set(server.keys()), config.collections[collection]);
-        const local = new Map(rows.map((r) => [r.id, r]));
-        let stale = false;
-        for (const [id, version] of server) {
-          const row = local.get(id);
-          if (!row || (row.base?.version ?? 0) < version) {
-            stale = true;
-            break;
-          }
-        }
-        // There is no fetch by id: a full pull that skips equal versions brings what is newer or newly readable.
-        await this.store.write({ deleteRecords: drop, ...(stale ? { checkpoints: { [collection]: null } } : {}) });
-        report.removed += drop.length;
-        if (drop.length > 0) this.emitter.emit("change", { collection, ids: drop.map((k) => k.id) });
-        return stale;
-      });
-      if (behind) await this.pullCollection(collection, report, options);
-    }
+    for (const collection of readable) await this.reconcileCollection(collection, config, report, options, false);
+  }
+
+  /**
+   * One readable collection against its manifest: drops what the hub no
+   * longer has for this system (keeping local edits it may still write), and
+   * pulls from the start when anything is newer or new. `resync`: the
+   * checkpoint is unusable, so the collection is pulled from the start in any
+   * case (a full pull skips the versions the copy already has).
+   */
+  private async reconcileCollection(
+    collection: string,
+    config: ConfigResponse,
+    report: SyncReport,
+    options: SyncOptions,
+    resync: boolean,
+  ): Promise<void> {
+    const server = new Map<string, number>();
+    let after: string | null = null;
+    do {
+      const page = await this.transport.manifest(collection, after, this.pageLimit);
+      for (const e of page.entries) server.set(e.id, e.version);
+      after = page.next;
+    } while (after !== null);
+    const behind = await this.lock.run(async () => {
+      const rows = await this.store.listRecords(collection);
+      const drop = await this.droppable(collection, rows, new Set(server.keys()), config.collections[collection]);
+      const local = new Map(rows.map((r) => [r.id, r]));
+      let stale = resync;
+      for (const [id, version] of server) {
+        if (stale) break;
+        const row = local.get(id);
+        if (!row || (row.base?.version ?? 0) < version) stale = true;
+      }
+      // There is no fetch by id: a full pull that skips equal versions brings what is newer or newly readable.
+      await this.store.write({ deleteRecords: drop, ...(stale ? { checkpoints: { [collection]: null } } : {}) });
+      report.removed += drop.length;
+      if (drop.length > 0) this.emitter.emit("change", { collection, ids: drop.map((k) => k.id) });
+      return stale;
+    });
+    if (behind) await this.pullCollection(collection, report, options, resync);
   }
 
   /** Rows to drop: not on the hub for this system, unless they carry a local edit it may still write. */
@@ -792,7 +843,9 @@ export class SyncClient {
           return;
         }
         this.emitter.emit("error", { error: error instanceof Error ? error : new Error(String(error)) });
-        this.scheduleSync(this.syncBackoff.next());
+        // The hub's Retry-After (429, 503) is a floor: coming back sooner only earns another refusal.
+        const asked = error instanceof HttpError || error instanceof NetworkError ? (error.retryAfterMs ?? 0) : 0;
+        this.scheduleSync(Math.max(this.syncBackoff.next(), Math.min(asked, MAX_RETRY_AFTER_MS)));
       },
     );
   }
@@ -928,9 +981,19 @@ function checkKey(collection: string, id: string): void {
 
 const encoder = new TextEncoder();
 
-/** Validates a record's data and returns its canonical JSON (what its digest is computed from). */
+/**
+ * Validates a record's data and returns its canonical JSON (what its digest is
+ * computed from). Refuses what the hub would refuse, so the host program
+ * learns at put() rather than from a quarantine: values the hub cannot store
+ * (U+0000, lone surrogates, non-finite numbers, nesting deeper than 64 levels:
+ * ../sync/json-safety), integers JSON cannot write exactly, and records over
+ * the size limit.
+ */
 function checkData(data: JsonObject, where = ""): string {
   if (!isJsonObject(data)) throw new ConcordError(`A record's data must be a JSON object (not an array or a scalar)${where}.`);
+  // First: it bounds the depth, and the checks after it recurse.
+  const unstorable = unstorableReason(data, "data");
+  if (unstorable) throw new ConcordError(`The hub cannot store this record: ${unstorable}${where}.`);
   if (hasKeyDeep(data, "__proto__")) throw new ConcordError(`A record may not contain a key named "__proto__"${where}.`);
   let text: string;
   try {

@@ -110,7 +110,7 @@ export class Transport {
   }
 }
 
-async function httpError(method: string, path: string, response: Response): Promise<HttpError> {
+async function httpError(method: string, path: string, response: Response): Promise<HttpError | NetworkError> {
   let text = "";
   try {
     text = await response.text();
@@ -127,6 +127,11 @@ async function httpError(method: string, path: string, response: Response): Prom
   const code = envelope?.error.code ?? `http_${response.status}`;
   const said = envelope?.error.message ?? (text.slice(0, 200) || response.statusText);
   const what = `${method} ${API_BASE}${path.split("?")[0]} answered ${response.status}`;
+  const retryAfterMs = retryAfter(response.headers.get("retry-after"));
+  if (response.status === 503) {
+    // The hub is there but cannot serve (its database is unreachable), or a proxy has no hub behind it: offline, for now.
+    return new NetworkError(`${what}: ${said} Local changes stay queued and are sent with the same changeIds on the next sync.`, { retryAfterMs });
+  }
   if (response.status === 401) {
     return new AuthError(response.status, code, `${what}: ${said} Check the API key given to SyncClient; ask an operator for a new one if it was revoked.`, envelope?.error.details);
   }
@@ -136,7 +141,13 @@ async function httpError(method: string, path: string, response: Response): Prom
       : response.status === 403
         ? " This system lacks the right; an operator can change the policy."
         : "";
-  return new HttpError(response.status, code, `${what}: ${said}${next}`, envelope?.error.details);
+  return new HttpError(response.status, code, `${what}: ${said}${next}`, envelope?.error.details, retryAfterMs);
+}
+
+/** Retry-After in seconds (the hub's form) as milliseconds; an HTTP date or nonsense is ignored. */
+function retryAfter(header: string | null): number | undefined {
+  if (header === null || !/^\d{1,6}$/.test(header.trim())) return undefined;
+  return Number(header.trim()) * 1000;
 }
 
 /** Codes (Node's undici and sockets) that say the hub is not there at all: sending again at once cannot help. */

@@ -3,6 +3,7 @@ import { ServiceError } from "../errors";
 import { clientAnswer, getConflict, RESOLUTIONS, RESOLVE_BODY_LIMIT, type ConflictEntry } from "../sync/conflicts";
 import { getRecord, type ReadContext } from "../sync/history";
 import { isJsonObject, type JsonObject } from "../sync/protocol";
+import { describeProblem, parseStrictJson } from "../sync/strict-json";
 import { conflictHighlights, threeWayDiff, type FieldMark, type ThreeWayRow } from "./records-diff";
 
 /**
@@ -41,12 +42,9 @@ export async function getConflictView(ctx: ReadContext, id: number): Promise<Con
 
 /** JSON text typed by an operator → a record's data, or a sentence saying what is wrong and where. */
 export function parseRecordJson(text: string): { ok: true; data: JsonObject } | { ok: false; message: string } {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return { ok: false, message: `The merged record is not valid JSON: ${(error as Error).message}. Nothing was changed.` };
-  }
+  const parsed = parseStrictJson(text);
+  if (!parsed.ok) return { ok: false, message: `${describeProblem(parsed.problem, "The merged record")} Nothing was changed.` };
+  const value = parsed.value;
   if (!isJsonObject(value)) {
     return { ok: false, message: "The merged record must be a JSON object ({ … }), the whole record as it should be. Nothing was changed." };
   }

@@ -3,7 +3,9 @@ import { z } from "zod";
 import { rowsOf } from "../db/client";
 import { records } from "../db/schema";
 import type { ReadContext } from "../sync/history";
+import { textProblem, unstorableReason } from "../sync/json-safety";
 import { collectionNameSchema, recordIdSchema, type JsonObject, type JsonValue } from "../sync/protocol";
+import { parseStrictJson } from "../sync/strict-json";
 import { parseFilters, type ParsedFilters, type SearchParams } from "./query";
 
 /**
@@ -36,13 +38,18 @@ const fieldPathSchema = z
   .max(200, "a field path is at most 200 characters")
   .regex(/^[^.]+(?:\.[^.]+)*$/, "write a field name such as status, or a path such as address.city")
   .refine((p) => p.split(".").length <= 16, "a field path has at most 16 parts")
-  .refine((p) => !p.split(".").includes("__proto__"), "a field cannot be named __proto__");
+  .refine((p) => !p.split(".").includes("__proto__"), "a field cannot be named __proto__")
+  .refine((p) => textProblem(p) === null, "a field name has no U+0000 and no lone surrogates");
 
 export const recordFilterShape = {
   collection: collectionNameSchema,
   prefix: z.string().max(256, "an id prefix is at most 256 characters").regex(/^[^\p{Cc}\p{Cs}]*$/u, "an id has no control characters"),
   field: fieldPathSchema,
-  value: z.string().max(10_000, "a value is at most 10,000 characters"),
+  value: z
+    .string()
+    .max(10_000, "a value is at most 10,000 characters")
+    // No stored record holds such a value, and the database refuses it in a query.
+    .refine((v) => unstorableReason(filterValue(v), "value") === null, "a value has no U+0000 and no lone surrogates"),
   after: recordIdSchema,
 };
 
@@ -70,11 +77,8 @@ export function parseRecordFilters(params: SearchParams): ParsedFilters<RecordFi
  * "42" for the string, ["a"]), otherwise the text itself (paid → "paid").
  */
 export function filterValue(text: string): JsonValue {
-  try {
-    return JSON.parse(text) as JsonValue;
-  } catch {
-    return text;
-  }
+  const parsed = parseStrictJson(text);
+  return parsed.ok ? (parsed.value as JsonValue) : text;
 }
 
 /** `{"address": {"city": "Oslo"}}` for address.city = Oslo: the containment the GIN index answers. */

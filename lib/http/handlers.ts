@@ -10,8 +10,9 @@ import { env } from "../env";
 import { ServiceError } from "../errors";
 import { getHub, type Hub } from "../hub";
 import { noteSystemError, noteSystemSuccess } from "../sync/activity";
+import { handleClosed, isDatabaseUnavailable } from "../db/unavailable";
 import { originProblem, originSettings } from "./origin";
-import { errorResponse } from "./respond";
+import { databaseUnavailable, errorResponse, newRequestId, withRequestId } from "./respond";
 import { addressBudget, authFailureBudget, noteAuthFailure, rateLimiter } from "./rate-limit";
 
 /** Next.js passes dynamic route segments as a promise. */
@@ -38,12 +39,14 @@ export function withAdmin<P>(
   handler: (ctx: AdminContext, request: Request, params: P) => Promise<Response>,
 ): (request: Request, args: RouteArgs<P>) => Promise<Response> {
   return async (request, args) => {
+    const requestId = newRequestId();
+    let hub: Hub | undefined;
     try {
-      const hub = await getHub();
+      hub = await getHub();
       const actor = await adminActor(hub, request, area);
-      return await handler({ hub, actor }, request, await args.params);
+      return withRequestId(await handler({ hub, actor }, request, await args.params), requestId);
     } catch (error) {
-      return errorResponse(error);
+      return errorResponse(failure(error, hub), undefined, requestId);
     }
   };
 }
@@ -88,12 +91,20 @@ export function cookieValue(header: string | null, name: string): string | undef
 /** A route anyone may call (health). Errors still use the envelope. */
 export function withPublic(handler: (hub: Hub, request: Request) => Promise<Response>): (request: Request) => Promise<Response> {
   return async (request) => {
+    const requestId = newRequestId();
+    let hub: Hub | undefined;
     try {
-      return await handler(await getHub(), request);
+      hub = await getHub();
+      return withRequestId(await handler(hub, request), requestId);
     } catch (error) {
-      return errorResponse(error);
+      return errorResponse(failure(error, hub), undefined, requestId);
     }
   };
+}
+
+/** The error to answer with: a failure because the database handle was closed under the request is `unavailable`, whatever the driver threw. */
+function failure(error: unknown, hub: Hub | undefined): unknown {
+  return hub && !isDatabaseUnavailable(error) && handleClosed(hub.handle) ? databaseUnavailable() : error;
 }
 
 /**
@@ -105,6 +116,7 @@ export function withSystem<P>(
   handler: (ctx: SyncContext, request: Request, params: P) => Promise<Response>,
 ): (request: Request, args: RouteArgs<P>) => Promise<Response> {
   return async (request, args) => {
+    const requestId = newRequestId();
     let policyVersion: number | undefined;
     let caller: { system: string; prefix: string } | null = null;
     let hub: Hub | undefined;
@@ -140,15 +152,21 @@ export function withSystem<P>(
           `System "${system}" is not declared in the active policy (version ${policy.version}), so it may not sync; an operator must add it back.`,
         );
       }
-      const response = await handler({ db: hub.db, system, policy, keyPrefix: prefix }, request, await args.params);
+      const response = withRequestId(await handler({ db: hub.db, system, policy, keyPrefix: prefix }, request, await args.params), requestId);
       response.headers.set(POLICY_VERSION_HEADER, String(policy.version));
       if (response.ok) await noteSystemSuccess(hub.db, system);
       return response;
     } catch (error) {
-      const response = errorResponse(error, policyVersion === undefined ? undefined : { [POLICY_VERSION_HEADER]: String(policyVersion) });
-      if (hub && caller) {
-        const message = error instanceof ServiceError ? error.message : "internal error";
-        await noteSystemError(hub.db, caller.system, error instanceof ServiceError ? error.code : "internal", message);
+      const answered = failure(error, hub);
+      const response = errorResponse(
+        answered,
+        policyVersion === undefined ? undefined : { [POLICY_VERSION_HEADER]: String(policyVersion) },
+        requestId,
+      );
+      // Without a database there is nowhere to note the error (and trying would only wait for another timeout).
+      if (hub && caller && !isDatabaseUnavailable(answered) && !(answered instanceof ServiceError && answered.code === "unavailable")) {
+        const message = answered instanceof ServiceError ? answered.message : "internal error";
+        await noteSystemError(hub.db, caller.system, answered instanceof ServiceError ? answered.code : "internal", message);
       }
       return response;
     }

@@ -60,6 +60,7 @@ export type ValidationResult =
 
 /** Policy files are small; a larger one is refused before it is parsed. */
 export const MAX_POLICY_BYTES = 256 * 1024;
+const UNSTORABLE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const DEFAULT_SYNC: SyncSchedule = { intervalSeconds: 60, realtime: true };
 const DEFAULT_FALLBACK: FallbackStrategy = "manual";
 
@@ -72,6 +73,13 @@ type Path = readonly (string | number)[];
 export function validatePolicy(source: string): ValidationResult {
   if (Buffer.byteLength(source, "utf8") > MAX_POLICY_BYTES) {
     return fail([{ line: 1, column: 1, message: `the policy file is larger than ${MAX_POLICY_BYTES / 1024} KiB` }]);
+  }
+  // YAML lets U+0000 and lone surrogates through in comments, but the stored text cannot hold them faithfully.
+  const unstorable = UNSTORABLE_TEXT.exec(source);
+  if (unstorable) {
+    const before = source.slice(0, unstorable.index).split("\n");
+    const what = unstorable[0] === "\u0000" ? "U+0000 (a NUL character)" : "a lone surrogate (not Unicode text)";
+    return fail([{ line: before.length, column: (before.at(-1)?.length ?? 0) + 1, message: `the policy file contains ${what}; remove it` }]);
   }
   const lineCounter = new LineCounter();
   let doc: Document.Parsed;

@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { canonicalJson } from "./canonical";
+import { findUnstorable } from "./json-safety";
+import { describeProblem, MAX_DOCUMENT_DEPTH, parseStrictJson } from "./strict-json";
 import {
   collectionNameSchema,
   pushChangeSchema,
@@ -13,9 +15,9 @@ import {
 /**
  * Offline bundles (protocol.md, "Offline bundles"): the files a site without a
  * connection carries to the hub and back. Shared by the server and the client
- * SDK (Node or browser), so it imports only zod, ./protocol and ./canonical;
- * the SHA-256 function is a parameter (node:crypto on the server, WebCrypto in
- * a browser).
+ * SDK (Node or browser), so it imports only zod, ./protocol, ./canonical and
+ * the JSON checks (./strict-json, ./json-safety); the SHA-256 function is a parameter (node:crypto on the
+ * server, WebCrypto in a browser).
  *
  * A request bundle holds a system's pending changes in push form and its
  * checkpoints; the response bundle holds the push results and the changes
@@ -161,7 +163,9 @@ export type DecodeResult<T> = { ok: true; bundle: T } | { ok: false; problem: Bu
 const EXPORT_AGAIN = "the file was changed or cut short; export it again";
 
 /**
- * Reads a bundle file: JSON, then the format, then the checksum over the
+ * Reads a bundle file: strict JSON (./strict-json: no key twice, no number a
+ * double cannot hold, bounded nesting) without text the hub cannot store
+ * (./json-safety), then the format, then the checksum over the
  * content exactly as parsed, then the schema (strict: unknown fields are
  * refused). The checksum is verified before the schema so that a tampered
  * file is reported as tampered rather than as a puzzling schema error.
@@ -174,11 +178,22 @@ export async function decodeBundle(
   sha256: Sha256,
 ): Promise<DecodeResult<RequestBundle | ResponseBundle>> {
   const fail = (problem: BundleProblem) => ({ ok: false as const, problem });
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return fail({ code: "not_json", message: `The bundle is not valid JSON (${(error as Error).message}): ${EXPORT_AGAIN}.` });
+  // Strict: a duplicate key or a number a double cannot hold would change the content as it is read.
+  const read = parseStrictJson(text);
+  if (!read.ok) {
+    const { problem } = read;
+    if (problem.code === "not_json") return fail({ code: "not_json", message: `The bundle is not valid JSON (${problem.message}): ${EXPORT_AGAIN}.` });
+    return fail({ code: "invalid", message: `${describeProblem(problem, "The bundle")} Nothing was applied.`, issues: [{ path: problem.path, message: problem.message }] });
+  }
+  const value = read.value;
+  // Before the checksum: text the hub cannot store cannot be canonicalised either, and the path says more than "checksum".
+  const unstorable = findUnstorable(value, "", MAX_DOCUMENT_DEPTH);
+  if (unstorable) {
+    return fail({
+      code: "invalid",
+      message: `The bundle is refused: ${unstorable.message}. Nothing was applied; correct it at the site and export the bundle again.`,
+      issues: [{ path: unstorable.path, message: unstorable.message }],
+    });
   }
   const expected = kind === "request" ? FORMAT : RESPONSE_FORMAT;
   const other = kind === "request" ? RESPONSE_FORMAT : FORMAT;

@@ -22,6 +22,7 @@ import { checkpointSealer, type CheckpointSealer } from "./checkpoint";
 import type { SyncContext } from "./context";
 import { canonicalSize } from "./digest";
 import { operatorName } from "./history";
+import { unstorableReason } from "./json-safety";
 import { projectForReader } from "./projection";
 import {
   DELETED_DIGEST,
@@ -66,9 +67,38 @@ export async function readRequestBundle(text: BundleText): Promise<RequestBundle
     );
   }
   const decoded = await decodeBundle(text, "request", sha256Hex);
-  if (decoded.ok) return decoded.bundle;
-  const { problem } = decoded;
-  throw new ServiceError("invalid_request", problem.message, problem.code === "invalid" ? problem.issues : undefined);
+  if (!decoded.ok) {
+    const { problem } = decoded;
+    throw new ServiceError("invalid_request", problem.message, problem.code === "invalid" ? problem.issues : undefined);
+  }
+  refuseUnstorable(decoded.bundle);
+  return decoded.bundle;
+}
+
+/**
+ * A bundle applies whole or not at all, so a record the hub cannot store
+ * (./json-safety) refuses the bundle before anything is applied, naming every
+ * such change.
+ */
+function refuseUnstorable(bundle: RequestBundle): void {
+  const issues: { path: string; message: string }[] = [];
+  for (const [collection, changes] of Object.entries(bundle.changes)) {
+    changes.forEach((change, i) => {
+      const field = change.data !== undefined ? "data" : change.patch !== undefined ? "patch" : null;
+      if (field === null) return;
+      const reason = unstorableReason(change[field], `changes.${collection}.${i}.${field}`);
+      if (reason) issues.push({ path: `changes.${collection}.${i}.${field}`, message: reason });
+    });
+  }
+  if (issues.length > 0) {
+    throw new ServiceError(
+      "invalid_request",
+      `The bundle holds ${issues.length === 1 ? "a record" : `${issues.length} records`} the hub cannot store: ${issues[0]?.message}${
+        issues.length > 1 ? ` (and ${issues.length - 1} more)` : ""
+      }. Nothing was applied; correct ${issues.length === 1 ? "it" : "them"} at the site and export the bundle again.`,
+      issues,
+    );
+  }
 }
 
 /**

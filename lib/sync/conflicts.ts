@@ -15,6 +15,7 @@ import {
   type RecordState,
 } from "./history";
 import { changedFields, jsonEqual, overlay } from "./json";
+import { unstorableReason } from "./json-safety";
 import { lockCollection } from "./lock";
 import { collectionNameSchema, hasKeyDeep, isJsonObject, MAX_RECORD_BYTES, type JsonObject } from "./protocol";
 import { writeVersions, type NewVersion } from "./versions";
@@ -350,6 +351,13 @@ export async function resolveConflict(
   ctx: OperatorContext,
   input: { id: number } & ResolveConflictRequest,
 ): Promise<ResolveResult> {
+  // First: the checks below walk the data recursively, and this one bounds its depth.
+  const unstorable = input.data === undefined ? null : unstorableReason(input.data, "data");
+  if (unstorable) {
+    throw new ServiceError("invalid_request", `The custom data cannot be stored: ${unstorable}. Nothing was changed.`, [
+      { path: "data", message: unstorable },
+    ]);
+  }
   if (input.data !== undefined && canonicalSize(input.data) > MAX_RECORD_BYTES) {
     throw new ServiceError(
       "payload_too_large",

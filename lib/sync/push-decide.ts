@@ -4,6 +4,7 @@ import { covers, fieldsFor, type Scope } from "../policy/compile";
 import type { FallbackStrategy, Strategy } from "../policy/document";
 import { canonicalSize, digestOf } from "./digest";
 import { changedFields, jsonEqual, overlay } from "./json";
+import { unstorableReason } from "./json-safety";
 import { projectFields, projectForReader } from "./projection";
 import {
   DELETED_DIGEST,
@@ -166,6 +167,10 @@ export function decide(
 ): Outcome {
   const { changeId, id } = change;
   const b = change.baseVersion;
+  // What cannot be stored faithfully (U+0000, lone surrogates, nesting past the limit) is this change's
+  // fault alone: refused with its path, so the client's other changes still land.
+  const unstorable = change.data ? unstorableReason(change.data, "data") : change.patch ? unstorableReason(change.patch, "patch") : null;
+  if (unstorable) return refuse("invalid", unstorable);
   if (change.patch && (hasKeyDeep(change.patch, "constructor") || hasKeyDeep(change.patch, "prototype"))) {
     // json-merge-patch stops silently at these keys; refuse rather than apply half a patch.
     return refuse("invalid", 'A patch cannot set fields named "constructor" or "prototype"; send the whole record as data instead.');

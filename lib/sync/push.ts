@@ -6,6 +6,7 @@ import { ServiceError } from "../errors";
 import { countActivity } from "./activity";
 import type { SyncContext } from "./context";
 import { canonicalSize, digestOf } from "./digest";
+import { unstorableReason } from "./json-safety";
 import { lockCollection } from "./lock";
 import { decide, render, type Decision, type Outcome, type PushSettings, type StoredVersion, type Subject } from "./push-decide";
 import {
@@ -61,7 +62,8 @@ export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: Pus
   }
   input.changes.forEach((change, i) => {
     const body = change.data ?? change.patch;
-    if (body && canonicalSize(body) > MAX_RECORD_BYTES) {
+    // A body that cannot be stored has no canonical size; decide() refuses it for this change alone.
+    if (body && unstorableReason(body, "data") === null && canonicalSize(body) > MAX_RECORD_BYTES) {
       throw new ServiceError(
         "payload_too_large",
         `changes[${i}].${change.data ? "data" : "patch"} is larger than ${MAX_RECORD_BYTES / 1024} KiB as canonical JSON; a record may be at most that size. Nothing was applied.`,
@@ -121,7 +123,8 @@ interface Taken {
 async function pushInTransaction(tx: Database, s: PushSettings, changes: readonly PushChange[]): Promise<Pushed> {
   await lockCollection(tx, s.collection);
   const receivedAt = new Date();
-  const changeDigests = changes.map((c) => digestOf(c as unknown as JsonObject));
+  // A change that cannot be stored has no canonical form (decide() refuses it); it matches no receipt.
+  const changeDigests = changes.map((c) => (unstorableReason(c.data ?? c.patch ?? {}, "data") === null ? digestOf(c as unknown as JsonObject) : null));
   const taken = await loadReceipts(tx, s, changes);
 
   const fresh = changes.filter((c) => !taken.has(c.changeId));
@@ -132,13 +135,13 @@ async function pushInTransaction(tx: Database, s: PushSettings, changes: readonl
   const answers: { change: PushChange; decision: Decision; subject: Subject }[] = [];
   const versions: NewVersion[] = [];
   const logged: { outcome: Outcome; decision: Decision }[] = [];
-  const receipts: { change: PushChange; digest: string; decision: Decision }[] = [];
+  const receipts: { change: PushChange; digest: string | null; decision: Decision }[] = [];
 
   for (const [i, change] of changes.entries()) {
-    const digest = changeDigests[i] as string;
+    const digest = changeDigests[i] ?? null;
     const previous = taken.get(change.changeId);
     if (previous) {
-      const reused = previous.recordId !== change.id || (previous.changeDigest !== null && previous.changeDigest !== digest);
+      const reused = previous.recordId !== change.id || digest === null || (previous.changeDigest !== null && previous.changeDigest !== digest);
       answers.push(
         reused
           ? {

@@ -140,4 +140,18 @@ describe("the sign-in throttle", () => {
     const [row] = await t.hub.db.select().from(auditLog).where(and(eq(auditLog.action, "sign-in.unlock"), eq(auditLog.target, "forgetful")));
     expect(row?.actor).toBe("root-admin");
   });
+
+  it("takes a name no operator can have (U+0000, a lone surrogate, a control character) as one blank name: refused, never a crash", async () => {
+    for (const username of ["\u0000admin", "a\ud800b", "root\u0007", "x".repeat(500)]) {
+      const result = await signIn(t.hub.db, { username, password: "whatever-password-1", address: "192.0.2.99" });
+      expect(result.ok, username).toBe(false);
+    }
+    const unlock = await call<{ username: string }>(lockRoute.DELETE, {
+      method: "DELETE",
+      path: "/api/admin/sign-in-locks/%00",
+      params: { username: "\u0000" },
+    });
+    expect(unlock.status).toBe(400);
+    await expect(clearSignInLock(t.hub.db, "\u0000", "root-admin")).rejects.toMatchObject({ code: "invalid_request" });
+  });
 });

@@ -233,7 +233,9 @@ describe("GET /api/v1/events", () => {
       const response = await GET(new Request("http://localhost/api/v1/events", { headers }), { params: Promise.resolve({}) });
       expect(response.status).toBe(401);
       expect(response.headers.get("content-type")).toMatch(/^application\/json/);
-      expect(await response.json()).toEqual({ error: { code: "unauthenticated", message: expect.any(String) } });
+      expect(await response.json()).toEqual({
+        error: { code: "unauthenticated", message: expect.any(String), requestId: response.headers.get("x-request-id") },
+      });
     }
   });
 

@@ -572,7 +572,8 @@ describe("errors", () => {
     const error = (res.body as { error: Record<string, unknown> }).error;
     expect(error).toMatchObject({ code, message: expect.any(String) });
     expect(Object.keys(res.body as object)).toEqual(["error"]);
-    for (const key of Object.keys(error)) expect(["code", "message", "details"]).toContain(key);
+    for (const key of Object.keys(error)) expect(["code", "message", "details", "requestId"]).toContain(key);
+    expect(error.requestId).toBe(res.headers.get("x-request-id"));
     expect(res.headers.get(POLICY_VERSION_HEADER)).toBe("1");
   });
 
@@ -590,7 +591,7 @@ describe("errors", () => {
       for (const handler of [changesRoute.GET, manifestRoute.GET]) {
         const res = await call<{ collection: string }>(handler, { path: "/x", params: { collection: "customers" }, token });
         expect(res.status).toBe(401);
-        expect(res.body).toEqual({ error: { code: "unauthenticated", message: expect.any(String) } });
+        expect(res.body).toEqual({ error: { code: "unauthenticated", message: expect.any(String), requestId: res.headers.get("x-request-id") } });
         expect(res.headers.get(POLICY_VERSION_HEADER)).toBeNull();
       }
       const res = await call(configRoute.GET, { path: "/api/v1/config", token });

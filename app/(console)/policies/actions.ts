@@ -8,6 +8,7 @@ import { ServiceError } from "@/lib/errors";
 import { getActivePolicy, rollbackPolicy } from "@/lib/policy/store";
 import { MAX_POLICY_BYTES } from "@/lib/policy/validate";
 import { isJsonObject, type JsonObject } from "@/lib/sync/protocol";
+import { describeProblem, parseStrictJson } from "@/lib/sync/strict-json";
 import { operatorAction, type ActionResult } from "../../_server/operator";
 
 const yamlText = z
@@ -93,12 +94,9 @@ export async function simulateAction(input: SimulateInput): Promise<ActionResult
 }
 
 function parseRecordJson(text: string): JsonObject {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new ServiceError("invalid_request", `The pasted record is not valid JSON (${(error as Error).message}).`);
-  }
+  const parsed = parseStrictJson(text);
+  if (!parsed.ok) throw new ServiceError("invalid_request", describeProblem(parsed.problem, "The pasted record"));
+  const value = parsed.value;
   if (!isJsonObject(value)) throw new ServiceError("invalid_request", 'The pasted record must be a JSON object, like {"region": "north"}.');
   return value;
 }

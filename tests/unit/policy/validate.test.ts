@@ -241,6 +241,14 @@ rules:
 });
 
 describe("hostile policy files", () => {
+  it("refuses U+0000 and lone surrogates, even in a comment, at their line and column (the stored text could not hold them)", () => {
+    expect(errorsOf(`${minimal}# note a\u0000b\n`)).toEqual([
+      { line: minimal.split("\n").length, column: 9, message: expect.stringMatching(/U\+0000/) },
+    ]);
+    expect(errorsOf(`# x\ud800\n${minimal}`)).toEqual([{ line: 1, column: 4, message: expect.stringMatching(/lone surrogate/) }]);
+    expect(validatePolicy(`# 😀\n${minimal}`).ok).toBe(true);
+  });
+
   it("refuses a file over 256 KiB before parsing it", () => {
     const errors = errorsOf(`version: 1\n# ${"x".repeat(300 * 1024)}\n`);
     expect(errors[0]?.message).toMatch(/larger than 256 KiB/);

@@ -138,6 +138,32 @@ describe("decodeBundle", () => {
     }
   });
 
+  it("is read strictly: a key given twice, a number a double cannot hold, U+0000 are refused with their path", async () => {
+    const sealed = JSON.stringify(await sealBundle(request, sha256));
+    const cases: [string, string, RegExp][] = [
+      [sealed.replace('"region":"north"', '"region":"north","region":"south"'), "changes.customers.0.data.region", /key given twice/],
+      [sealed.replace('"phone":"555"', '"phone":9007199254740993'), "changes.customers.1.patch.phone", /cannot hold exactly/],
+      [sealed.replace('"phone":"555"', '"phone":"5\\u00005"'), "changes.customers.1.patch.phone", /U\+0000/],
+    ];
+    for (const [text, path, message] of cases) {
+      expect(text).not.toBe(sealed);
+      const r = await decodeBundle(text, "request", sha256);
+      if (r.ok || r.problem.code !== "invalid") expect.fail(`expected an invalid bundle at ${path}`);
+      else {
+        expect(r.problem.issues[0]?.path).toBe(path);
+        expect(r.problem.message).toMatch(message);
+      }
+    }
+  });
+
+  it("reads a response bundle's large integers as the hub writes them (2^60 as 1152921504606847000)", async () => {
+    const withBig = { ...response, changes: { customers: [{ id: "c1", version: 1, digest: "d".repeat(64), data: { n: 2 ** 60 } }] } };
+    const text = JSON.stringify(await sealBundle(withBig, sha256));
+    expect(text).toContain("1152921504606847000");
+    const r = await decodeBundle(text, "response", sha256);
+    expect(r.ok && r.bundle.changes.customers?.[0]).toMatchObject({ data: { n: 2 ** 60 } });
+  });
+
   it("takes response results and entries with fields a later server may add", async () => {
     const extended = {
       ...response,
@@ -149,9 +175,11 @@ describe("decodeBundle", () => {
 });
 
 describe("module boundary", () => {
-  it("imports only zod, ./protocol and ./canonical (the SDK runs it in browsers)", () => {
-    const source = readFileSync("lib/sync/bundle-format.ts", "utf8");
-    const imports = [...source.matchAll(/^import [^;]*? from "([^"]+)";$/gm)].map((m) => m[1]);
-    expect(imports.sort()).toEqual(["./canonical", "./protocol", "zod"]);
+  const importsOf = (file: string) => [...readFileSync(file, "utf8").matchAll(/^import [^;]*? from "([^"]+)";$/gm)].map((m) => m[1]).sort();
+
+  it("imports only zod, ./protocol, ./canonical and the JSON checks (the SDK runs it in browsers)", () => {
+    expect(importsOf("lib/sync/bundle-format.ts")).toEqual(["./canonical", "./json-safety", "./protocol", "./strict-json", "zod"]);
+    expect(importsOf("lib/sync/strict-json.ts")).toEqual(["./json-safety"]);
+    expect(importsOf("lib/sync/json-safety.ts")).toEqual([]);
   });
 });

@@ -5,6 +5,8 @@ import { useState, useTransition } from "react";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Field, Textarea } from "@/components/ui/field";
+import { unstorableReason } from "@/lib/sync/json-safety";
+import { describeProblem, parseStrictJson } from "@/lib/sync/strict-json";
 import { resolveConflictAction } from "../actions";
 
 /** Keep server, take client, or edit a merge: decided on `expectedVersion`, the record version the page showed. */
@@ -62,11 +64,12 @@ export function ResolveForm({ id, expectedVersion, proposal }: { id: number; exp
   );
 }
 
+/** The hub's own checks, as the operator types: a record it would refuse is named before it is sent. */
 function checkJson(text: string): string | null {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === "object" && value !== null && !Array.isArray(value) ? null : "The merged record must be a JSON object ({ … }).";
-  } catch (error) {
-    return `Not valid JSON: ${(error as Error).message}`;
-  }
+  const parsed = parseStrictJson(text);
+  if (!parsed.ok) return parsed.problem.code === "not_json" ? `Not valid JSON: ${parsed.problem.message}` : describeProblem(parsed.problem, "The merged record");
+  const value = parsed.value;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return "The merged record must be a JSON object ({ … }).";
+  const unstorable = unstorableReason(value, "data");
+  return unstorable ? `The hub cannot store this: ${unstorable}.` : null;
 }

@@ -8,6 +8,7 @@ export const dynamic = "force-dynamic";
 
 /** Push changes (protocol.md): one result per change, in order, each durable before the answer. */
 export const POST = withSystem<{ collection: string }>(async (ctx, request, params) => {
-  const body = await readJson(request, pushRequestSchema, MAX_PUSH_BODY_BYTES);
+  // A record the hub cannot store is answered `invalid` on its own (pushChanges checks each): the rest of the batch goes through.
+  const body = await readJson(request, pushRequestSchema, MAX_PUSH_BODY_BYTES, { values: "per-change" });
   return json(await pushChanges({ ctx, input: { collection: params.collection, changes: body.changes } }));
 });
