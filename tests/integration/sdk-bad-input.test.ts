@@ -227,4 +227,23 @@ describe("410 resync_required", () => {
     expect((await server("orders", "rs-1"))?.data).toMatchObject({ note: "local" });
     expect(refusals).toBe(1);
   });
+
+  it("recovers by itself from the real hub's 410: a checkpoint of an older hub version (plain s<seq>)", async () => {
+    const writer = client("webshop");
+    await writer.put("orders", "up-1", { ...ann, n: 1 });
+    await writer.sync();
+    const store = new MemoryStore();
+    const reader = client("webshop", { store });
+    await reader.sync();
+    expect(await reader.get("orders", "up-1")).toMatchObject({ n: 1 });
+    // As left by a hub from before checkpoints were sealed.
+    await store.write({ checkpoints: { orders: "s5" } });
+    await writer.put("orders", "up-1", { ...ann, n: 2 });
+    await writer.sync();
+
+    await reader.sync();
+    expect(await reader.get("orders", "up-1")).toMatchObject({ n: 2 });
+    expect(await store.checkpoint("orders")).toMatch(/^c1[A-Za-z0-9_-]{70}$/);
+    expect(await reader.status()).toMatchObject({ pendingChanges: 0, quarantined: 0 });
+  });
 });
