@@ -41,6 +41,8 @@ test("two systems collide on an order; an admin finds the pending conflict, a st
 
   await row.getByRole("link", { name: `#${conflictId}` }).click();
   await expect(page.getByRole("heading", { name: `Conflict #${conflictId}` })).toBeVisible();
+  // The warehouse quotes the number its push result gave: the page shows it beside the system.
+  await expect(page.getByTestId("conflict-client")).toContainText(`warehouse · its conflict #${collided.conflict!.id}`);
   await expect(page.getByLabel("Base")).toContainText('"status": "paid"');
   await expect(page.getByLabel("Server")).toContainText('"paid_at": "2026-11-26"');
   await expect(page.getByLabel("Client")).toContainText('"tracking": "TR-1"');

@@ -1,6 +1,7 @@
 "use client";
 
-import { useActionState, useState, useTransition } from "react";
+import { useActionState } from "react";
+import { RowActions, useRowAction } from "@/components/console/row-action";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Field, Input, Select } from "@/components/ui/field";
@@ -34,27 +35,11 @@ export function CreateOperatorForm() {
 }
 
 export function OperatorRowActions({ username, role, disabled }: { username: string; role: string; disabled: boolean }) {
-  const [pending, start] = useTransition();
-  const [error, setError] = useState<string | null>(null);
+  const { pending, error, run } = useRowAction();
   if (disabled) return <span className="text-slate-400">disabled</span>;
   return (
-    <span className="flex items-center justify-end gap-2">
-      {error ? (
-        <span role="alert" className="text-xs text-red-700">
-          {error}
-        </span>
-      ) : null}
-      <Button
-        variant="secondary"
-        size="sm"
-        disabled={pending}
-        onClick={() =>
-          start(async () => {
-            const r = await setRoleAction(username, role === "admin" ? "viewer" : "admin");
-            setError(r.ok ? null : r.message);
-          })
-        }
-      >
+    <RowActions error={error}>
+      <Button variant="secondary" size="sm" disabled={pending} onClick={() => run(() => setRoleAction(username, role === "admin" ? "viewer" : "admin"))}>
         Make {role === "admin" ? "viewer" : "admin"}
       </Button>
       <Button
@@ -62,42 +47,22 @@ export function OperatorRowActions({ username, role, disabled }: { username: str
         size="sm"
         disabled={pending}
         onClick={() => {
-          if (!window.confirm(`Disable ${username}? Their sessions end now.`)) return;
-          start(async () => {
-            const r = await disableOperatorAction(username);
-            setError(r.ok ? null : r.message);
-          });
+          if (window.confirm(`Disable ${username}? Their sessions end now.`)) run(() => disableOperatorAction(username));
         }}
       >
         Disable
       </Button>
-    </span>
+    </RowActions>
   );
 }
 
 export function ClearSignInLockButton({ username }: { username: string }) {
-  const [pending, start] = useTransition();
-  const [error, setError] = useState<string | null>(null);
+  const { pending, error, run } = useRowAction();
   return (
-    <span className="flex items-center justify-end gap-2">
-      {error ? (
-        <span role="alert" className="text-xs text-red-700">
-          {error}
-        </span>
-      ) : null}
-      <Button
-        variant="secondary"
-        size="sm"
-        disabled={pending}
-        onClick={() =>
-          start(async () => {
-            const r = await clearSignInLockAction(username);
-            setError(r.ok ? null : r.message);
-          })
-        }
-      >
+    <RowActions error={error}>
+      <Button variant="secondary" size="sm" disabled={pending} onClick={() => run(() => clearSignInLockAction(username))}>
         Clear lock
       </Button>
-    </span>
+    </RowActions>
   );
 }

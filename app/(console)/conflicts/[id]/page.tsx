@@ -69,8 +69,10 @@ export default async function ConflictPage({ params }: { params: Promise<{ id: s
         <Fact label="Outcome" testId="conflict-outcome">
           {c.outcome === "resolved" ? `resolved with ${c.resolution}` : c.outcome}
         </Fact>
-        <Fact label="Client system">
+        <Fact label="Client system" testId="conflict-client">
           <VisibleText text={c.clientSystem} />
+          {/* The number the system's push result gave it (conflict.id), for a system's people to quote. */}
+          {c.clientRef !== null ? <span className="text-slate-500"> · its conflict #{c.clientRef}</span> : null}
         </Fact>
         <Fact label="Server system">
           <VisibleText text={c.serverSystem} />

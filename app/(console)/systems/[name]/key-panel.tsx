@@ -1,6 +1,7 @@
 "use client";
 
 import { useState, useTransition } from "react";
+import { RowActions, useRowAction } from "@/components/console/row-action";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { CopyButton } from "@/components/ui/copy-button";
@@ -49,29 +50,19 @@ export function IssueKey({ system }: { system: string }) {
 }
 
 export function RevokeKey({ system, prefix }: { system: string; prefix: string }) {
-  const [pending, start] = useTransition();
-  const [error, setError] = useState<string | null>(null);
+  const { pending, error, run } = useRowAction();
   return (
-    <span className="flex items-center justify-end gap-2">
-      {error ? (
-        <span role="alert" className="text-xs text-red-700">
-          {error}
-        </span>
-      ) : null}
+    <RowActions error={error}>
       <Button
         variant="danger"
         size="sm"
         disabled={pending}
         onClick={() => {
-          if (!window.confirm(`Revoke key ${prefix} of ${system}? Systems using it get 401 at once.`)) return;
-          start(async () => {
-            const r = await revokeKeyAction(system, prefix);
-            setError(r.ok ? null : r.message);
-          });
+          if (window.confirm(`Revoke key ${prefix} of ${system}? Systems using it get 401 at once.`)) run(() => revokeKeyAction(system, prefix));
         }}
       >
         Revoke
       </Button>
-    </span>
+    </RowActions>
   );
 }
