@@ -4,7 +4,6 @@ import { covers, fieldsFor, type Scope } from "../policy/compile";
 import type { FallbackStrategy, Strategy } from "../policy/document";
 import { canonicalSize, digestOf } from "./digest";
 import { changedFields, jsonEqual, overlay } from "./json";
-import { unstorableReason } from "./json-safety";
 import { projectFields, projectForReader } from "./projection";
 import {
   DELETED_DIGEST,
@@ -164,12 +163,13 @@ export function decide(
   current: StoredVersion | undefined,
   baseVersion: (version: number) => StoredVersion | undefined,
   receivedAt: Date,
+  /** Why the change's data or patch cannot be stored (json-safety.ts unstorableReason), or null. */
+  unstorable: string | null,
 ): Outcome {
   const { changeId, id } = change;
   const b = change.baseVersion;
   // What cannot be stored faithfully (U+0000, lone surrogates, nesting past the limit) is this change's
   // fault alone: refused with its path, so the client's other changes still land.
-  const unstorable = change.data ? unstorableReason(change.data, "data") : change.patch ? unstorableReason(change.patch, "patch") : null;
   if (unstorable) return refuse("invalid", unstorable);
   if (change.patch && (hasKeyDeep(change.patch, "constructor") || hasKeyDeep(change.patch, "prototype"))) {
     // json-merge-patch stops silently at these keys; refuse rather than apply half a patch.

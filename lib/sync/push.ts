@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { rowsOf } from "../db/client";
@@ -5,7 +6,7 @@ import { conflicts, pushReceipts, records, systems, type ConflictOutcome } from 
 import { ServiceError } from "../errors";
 import { countActivity } from "./activity";
 import type { SyncContext } from "./context";
-import { canonicalSize, digestOf } from "./digest";
+import { canonicalJson } from "./digest";
 import { unstorableReason } from "./json-safety";
 import { lockCollection } from "./lock";
 import { decide, render, type Decision, type Outcome, type PushSettings, type StoredVersion, type Subject } from "./push-decide";
@@ -60,16 +61,7 @@ export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: Pus
       `System "${ctx.system}" may neither read nor write collection "${collection}" under policy version ${ctx.policy.version}.`,
     );
   }
-  input.changes.forEach((change, i) => {
-    const body = change.data ?? change.patch;
-    // A body that cannot be stored has no canonical size; decide() refuses it for this change alone.
-    if (body && unstorableReason(body, "data") === null && canonicalSize(body) > MAX_RECORD_BYTES) {
-      throw new ServiceError(
-        "payload_too_large",
-        `changes[${i}].${change.data ? "data" : "patch"} is larger than ${MAX_RECORD_BYTES / 1024} KiB as canonical JSON; a record may be at most that size. Nothing was applied.`,
-      );
-    }
-  });
+  const checked = input.changes.map((change, i) => checkChange(change, i));
 
   const settings: PushSettings = {
     system: ctx.system,
@@ -83,7 +75,7 @@ export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: Pus
   let pushed: Pushed | undefined;
   for (let attempt = 0; pushed === undefined; attempt++) {
     try {
-      pushed = await ctx.db.transaction((tx) => pushInTransaction(tx, settings, input.changes));
+      pushed = await ctx.db.transaction((tx) => pushInTransaction(tx, settings, input.changes, checked));
     } catch (error) {
       // Two copies of one changeId pushed at once to one collection by two instances race on the receipt:
       // the loser retries and finds the winner's decision.
@@ -120,11 +112,37 @@ interface Taken {
   subject?: Subject;
 }
 
-async function pushInTransaction(tx: Database, s: PushSettings, changes: readonly PushChange[]): Promise<Pushed> {
+/** One change read once before its transaction: what cannot be stored in it, and its fingerprint for receipts. */
+interface Checked {
+  /** Why its data or patch cannot be stored (it is refused alone, as `invalid`), or null. */
+  unstorable: string | null;
+  /** SHA-256 of the change's canonical JSON, which tells a re-send from a reused changeId; null when unstorable. */
+  digest: string | null;
+}
+
+/** 413 for the whole request when a body is over the record limit (before anything is written). */
+function checkChange(change: PushChange, i: number): Checked {
+  const body = change.data ?? change.patch;
+  const unstorable = body ? unstorableReason(body, change.data ? "data" : "patch") : null;
+  // A body that cannot be stored has no canonical form: decide() refuses it, and it matches no receipt.
+  if (unstorable) return { unstorable, digest: null };
+  const bodyText = body ? canonicalJson(body) : "";
+  if (Buffer.byteLength(bodyText, "utf8") > MAX_RECORD_BYTES) {
+    throw new ServiceError(
+      "payload_too_large",
+      `changes[${i}].${change.data ? "data" : "patch"} is larger than ${MAX_RECORD_BYTES / 1024} KiB as canonical JSON; a record may be at most that size. Nothing was applied.`,
+    );
+  }
+  // The body's canonical text is reused: the change is its envelope (changeId, id, base, delete, time), its kind and that text.
+  const { data: _data, patch: _patch, ...envelope } = change;
+  const kind = change.data ? "data" : change.patch ? "patch" : "deleted";
+  const digest = createHash("sha256").update(`${canonicalJson(envelope as JsonObject)}\n${kind}\n`).update(bodyText).digest("hex");
+  return { unstorable, digest };
+}
+
+async function pushInTransaction(tx: Database, s: PushSettings, changes: readonly PushChange[], checked: readonly Checked[]): Promise<Pushed> {
   await lockCollection(tx, s.collection);
   const receivedAt = new Date();
-  // A change that cannot be stored has no canonical form (decide() refuses it); it matches no receipt.
-  const changeDigests = changes.map((c) => (unstorableReason(c.data ?? c.patch ?? {}, "data") === null ? digestOf(c as unknown as JsonObject) : null));
   const taken = await loadReceipts(tx, s, changes);
 
   const fresh = changes.filter((c) => !taken.has(c.changeId));
@@ -138,7 +156,7 @@ async function pushInTransaction(tx: Database, s: PushSettings, changes: readonl
   const receipts: { change: PushChange; digest: string | null; decision: Decision }[] = [];
 
   for (const [i, change] of changes.entries()) {
-    const digest = changeDigests[i] ?? null;
+    const { digest, unstorable } = checked[i] as Checked;
     const previous = taken.get(change.changeId);
     if (previous) {
       const reused = previous.recordId !== change.id || digest === null || (previous.changeDigest !== null && previous.changeDigest !== digest);
@@ -156,7 +174,7 @@ async function pushInTransaction(tx: Database, s: PushSettings, changes: readonl
       );
       continue;
     }
-    const outcome = decide(s, change, state.get(change.id), baseOf(change.id), receivedAt);
+    const outcome = decide(s, change, state.get(change.id), baseOf(change.id), receivedAt, unstorable);
     const { decision, write } = outcome;
     if (write) {
       versions.push(write);
