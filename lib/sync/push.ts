@@ -260,13 +260,18 @@ async function loadReceipts(tx: Database, s: PushSettings, changes: readonly Pus
     data: JsonObject | string | null;
     deleted: boolean | null;
   }>(
+    // Lateral lookups, one primary-key probe each: a plain join could hash the whole receipts or history table.
     await tx.execute(sql`
       select r.change_id, r.record_id, r.result, r.change_digest, h.data, h.deleted
-      from ${pushReceipts} r
-      left join record_history h
-        on h.collection = r.collection and h.id = r.record_id and h.version = (r.result->>'version')::integer
-      where r.system = ${s.system} and r.collection = ${s.collection}
-        and r.change_id in (select jsonb_array_elements_text(${JSON.stringify(changeIds)}::jsonb))`),
+      from jsonb_array_elements_text(${JSON.stringify(changeIds)}::jsonb) as c(change_id)
+      join lateral (
+        select * from ${pushReceipts} p
+        where p.system = ${s.system} and p.collection = ${s.collection} and p.change_id = c.change_id
+      ) r on true
+      left join lateral (
+        select hh.data, hh.deleted from record_history hh
+        where hh.collection = r.collection and hh.id = r.record_id and hh.version = (r.result->>'version')::integer
+      ) h on true`),
   );
   for (const row of rows) {
     const data = typeof row.data === "string" ? (JSON.parse(row.data) as JsonObject) : row.data;
