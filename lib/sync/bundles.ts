@@ -46,9 +46,10 @@ import { render, type Subject } from "./push-decide";
  * or not at all. So a bundle that is refused, or that fails or is cut off by a
  * crash midway, changes nothing and can simply be sent again (its changeIds
  * would make a partial re-send idempotent too); and a bundle is refused as a
- * replay exactly when it completed. The price: the collections it writes stay
- * locked for live pushes until it commits; they are locked in name order, so
- * two bundles never wait on each other in a cycle.
+ * replay exactly when it completed. The price: the records it writes stay
+ * locked for live pushes until it commits. Its own changes come back in the
+ * client's next pull rather than in the response: the feed serves a version
+ * only once the transaction that wrote it has ended (lib/sync/changes.ts).
  */
 
 const BUNDLE_LOCK_CLASS = 0x0c0c02;

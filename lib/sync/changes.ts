@@ -6,7 +6,8 @@ import { log } from "../log";
 import { allFields, scopeSql, type Scope } from "../policy/compile";
 import type { SyncContext } from "./context";
 import { countActivity, noteCursor } from "./activity";
-import { checkpointSealer, type CheckpointScope, type CheckpointSealer, type FeedPosition } from "./checkpoint";
+import { checkpointSealer, comparePositions, type CheckpointScope, type CheckpointSealer, type FeedPosition, type Position } from "./checkpoint";
+import { HORIZON_SQL } from "./horizon";
 import { projectForReader } from "./projection";
 import {
   DEFAULT_PAGE_LIMIT,
@@ -32,13 +33,16 @@ export interface PullChangesInput {
 }
 
 interface FeedRow {
-  /** The collection's highest seq in the statement's snapshot; on every row, and alone on an empty page. */
+  /** The collection's highest seq in the statement's snapshot (for the console's lag); on every row, and alone on an empty page. */
   max_seq: number | string | null;
+  /** The statement's visibility horizon (pg_snapshot_xmin, decimal); on every row. */
+  horizon: string;
   id: string | null;
   version: number;
   digest: string;
   deleted: boolean;
   seq: number | string;
+  xid: string;
   /** Whether the current version is in the reader's scope (else the row is a removal). */
   visible: boolean;
   /** The stored data as JSON text, only for a live record in scope. */
@@ -52,14 +56,20 @@ interface FeedRow {
  * of scope now but that the reader may still hold comes as `removed`, without
  * data; any other change is skipped, and the checkpoint moves past it.
  *
- * One SQL statement, so one snapshot, reads the page and the collection's
- * highest seq. Writers of a collection commit in seq order (the push engine
- * serialises them per collection), so once this snapshot shows seq s no row
- * with a smaller seq can appear later: the checkpoint can safely jump to the
- * collection's highest seq when nothing more is left, and the next call does
- * not scan invisible changes again. The work is a range scan of
- * records_collection_seq_idx from the checkpoint plus, for changes out of
- * scope now, a look at that record's history through its primary key: it
+ * One SQL statement, so one snapshot, reads the page and the feed's
+ * horizon. Writers of a collection do not wait for each other, so they
+ * commit out of order; the feed therefore goes by position (xid, seq) and
+ * serves only positions below the horizon (the oldest transaction id still
+ * running when the statement began, see lib/sync/horizon.ts): every transaction
+ * with a smaller id has ended, and every version written later gets a larger
+ * position (lib/sync/versions.ts), so nothing can appear below a checkpoint
+ * once it was issued. When nothing more is left the checkpoint jumps to the
+ * horizon, and the next call does not scan invisible changes again. A
+ * committed change above the horizon waits for the older transactions to end
+ * (milliseconds; a long-running write transaction elsewhere in the database
+ * holds the feed back, see README "Concurrency"). The work is a range scan of
+ * records_collection_position_idx from the checkpoint plus, for changes out
+ * of scope now, a look at that record's history through its primary key: it
  * grows with the changes since the checkpoint, not with the collection.
  */
 export async function pullChanges({ ctx, input }: { ctx: SyncContext; input: PullChangesInput }): Promise<ChangesResponse> {
@@ -75,10 +85,11 @@ export async function pullChanges({ ctx, input }: { ctx: SyncContext; input: Pul
   // One row more than the page tells whether there is more, so the last page says hasMore: false.
   const rows = rowsOf<FeedRow>(await ctx.db.execute(feedSql(input.collection, scope, since, limit + 1)));
   const maxSeq = Number(rows[0]?.max_seq ?? 0);
+  const horizon: Position = { xid: BigInt(rows[0]?.horizon ?? "0"), seq: 0 };
   // The statement leaves out an outer ORDER BY (a sort of the whole page, which
   // spills to disk at 10,000 rows): a nested loop over one row emits the page in
   // its own order. Sorting an already sorted array costs one pass.
-  const found = rows.filter((row) => row.id !== null).sort((a, b) => Number(a.seq) - Number(b.seq));
+  const found = rows.filter((row) => row.id !== null).sort((a, b) => comparePositions(positionOf(a), positionOf(b)));
   const hasMore = found.length > limit;
   const page = hasMore ? found.slice(0, limit) : found;
 
@@ -88,16 +99,19 @@ export async function pullChanges({ ctx, input }: { ctx: SyncContext; input: Pul
   let checkpoint: string;
   const last = page.at(-1);
   if (hasMore && last) {
-    const run = since?.run ?? { start: maxSeq, origin: since === null ? null : since.seq };
-    checkpoint = sealer.seal(checkpointScope, { seq: Number(last.seq), run });
+    const run = since?.run ?? { start: horizon, origin: since === null ? null : since.at };
+    checkpoint = sealer.seal(checkpointScope, { at: positionOf(last), run });
   } else {
-    checkpoint = sealer.seal(checkpointScope, { seq: Math.max(since?.seq ?? 0, maxSeq), run: null });
+    // Everything below the horizon has been served; the horizon never moves back, but a checkpoint never does either.
+    const at = since !== null && comparePositions(since.at, horizon) > 0 ? since.at : horizon;
+    checkpoint = sealer.seal(checkpointScope, { at, run: null });
   }
 
   await notePull(ctx);
   countActivity(ctx.db, ctx.system, "pull.requests");
   countActivity(ctx.db, ctx.system, "pull.records", changes.length);
-  noteCursor(ctx.db, ctx.system, input.collection, hasMore && last ? Number(last.seq) : Math.max(since?.seq ?? 0, maxSeq));
+  // The console's lag counts by seq (an estimate while writers are in flight).
+  noteCursor(ctx.db, ctx.system, input.collection, hasMore && last ? Number(last.seq) : maxSeq);
   return { changes, checkpoint, hasMore };
 }
 
@@ -119,6 +133,15 @@ export function openSince(sealer: CheckpointSealer, scope: CheckpointScope, sinc
   );
 }
 
+function positionOf(row: FeedRow): Position {
+  return { xid: BigInt(row.xid), seq: Number(row.seq) };
+}
+
+/** A position as SQL: a row value comparable with `(xid, seq)`. */
+function positionSql(p: Position): SQL {
+  return sql`(${p.xid.toString()}::xid8, ${p.seq}::bigint)`;
+}
+
 function toEntry(scope: Scope, everyField: boolean, row: FeedRow): ChangeEntry {
   const id = row.id as string;
   if (!row.visible) return { id, removed: true };
@@ -135,42 +158,64 @@ function toEntry(scope: Scope, everyField: boolean, row: FeedRow): ChangeEntry {
 }
 
 /**
- * The page and the collection's highest seq in one statement. The left join
- * keeps one row (with a null id) when the page is empty, to carry max_seq.
+ * The page, the feed's horizon and the collection's highest seq in one
+ * statement. The left join keeps one row (with a null id) when the page is
+ * empty, to carry them.
  */
 function feedSql(collection: string, scope: Scope, since: FeedPosition | null, fetch: number): SQL {
+  const horizon = sql`m.horizon`;
   return sql`
-    select m.max_seq, p.id, p.version, p.digest, p.deleted, p.seq, p.visible, p.data
-    from (select max(seq) as max_seq from records where collection = ${collection}) m
-    left join lateral (${since === null ? firstPageSql(collection, scope, fetch) : pageSql(collection, scope, since, fetch)}) p on true`;
+    select m.max_seq, m.horizon::text as horizon, p.id, p.version, p.digest, p.deleted, p.seq, p.xid::text as xid, p.visible, p.data
+    from (select max(seq) as max_seq, ${HORIZON_SQL} as horizon from records where collection = ${collection}) m
+    left join lateral (${since === null ? firstPageSql(collection, scope, horizon, fetch) : pageSql(collection, scope, since, horizon, fetch)}) p on true`;
 }
 
-/** From the beginning the reader holds nothing: only live records in scope, no tombstones or removals. */
-function firstPageSql(collection: string, scope: Scope, fetch: number): SQL {
+/**
+ * From the beginning the reader holds nothing: only live records in scope, no
+ * tombstones or removals. A record whose current version is above the
+ * horizon is left out now and served by a later pull (it holds nothing of it
+ * meanwhile, which at worst earns it a needless `removed` later).
+ */
+function firstPageSql(collection: string, scope: Scope, horizon: SQL, fetch: number): SQL {
   return sql`
-    select r.id, r.version, r.digest, r.deleted, r.seq, true as visible, r.data::text as data
+    select r.id, r.version, r.digest, r.deleted, r.seq, r.xid, true as visible, r.data::text as data
     from records r
-    where r.collection = ${collection} and not r.deleted and ${scopeSql(scope, sql`r.data`)}
-    order by r.seq
+    where r.collection = ${collection} and r.xid < ${horizon} and not r.deleted and ${scopeSql(scope, sql`r.data`)}
+    order by r.xid, r.seq
     limit ${fetch}`;
 }
 
-function pageSql(collection: string, scope: Scope, since: FeedPosition, fetch: number): SQL {
+/**
+ * After a checkpoint the page comes from history, not from the records'
+ * current rows: for each record with a version between the checkpoint and
+ * the horizon, its latest version below the horizon. The current row may
+ * already be a newer version above the horizon (its writer committed while
+ * an older transaction still ran); serving only current rows would then skip
+ * the version below the horizon, and the reader would not hold "its version
+ * at the checkpoint" that mayHoldSql relies on (a deletion or a move out of
+ * scope could be missed). The newer version is served by a later pull.
+ */
+function pageSql(collection: string, scope: Scope, since: FeedPosition, horizon: SQL, fetch: number): SQL {
   // `offset 0` keeps the scope test in the inner select list: pushed into the
   // outer filter it would be evaluated twice per row. The data of a record out
-  // of scope or deleted never leaves the database.
+  // of scope or deleted never leaves the database. "Latest below the horizon"
+  // is one probe of the primary key for the next version (a scalar subquery:
+  // NOT EXISTS may be planned as a hash of the whole history).
   return sql`
-    select c.id, c.version, c.digest, c.deleted, c.seq, c.visible,
+    select c.id, c.version, c.digest, c.deleted, c.seq, c.xid, c.visible,
       case when c.visible and not c.deleted then c.data end as data
     from (
-      select r.id, r.version, r.digest, r.deleted, r.seq, ${scopeSql(scope, sql`r.data`)} as visible, r.data::text as data
-      from records r
-      where r.collection = ${collection} and r.seq > ${since.seq}
-      order by r.seq
+      select h.id, h.version, h.digest, h.deleted, h.seq, h.xid, ${scopeSql(scope, sql`h.data`)} as visible, h.data::text as data
+      from record_history h
+      where h.collection = ${collection} and (h.xid, h.seq) > ${positionSql(since.at)} and h.xid < ${horizon}
+        and not coalesce((
+          select n.xid < ${horizon} from record_history n
+          where n.collection = ${collection} and n.id = h.id and n.version = h.version + 1), false)
+      order by h.xid, h.seq
       offset 0
     ) c
-    where c.visible or ${mayHoldSql(collection, scope, since, { id: sql`c.id`, seq: sql`c.seq` })}
-    order by c.seq
+    where c.visible or ${mayHoldSql(collection, scope, since, { id: sql`c.id`, position: sql`(c.xid, c.seq)` })}
+    order by c.xid, c.seq
     limit ${fetch}`;
 }
 
@@ -178,33 +223,34 @@ function pageSql(collection: string, scope: Scope, since: FeedPosition, fetch: n
  * Whether the reader may hold a live copy of the record: one of the versions
  * it can have been sent (see FeedPosition) is live and in its scope. Runs only
  * for records out of scope now (`or` stops at a true `visible`), as a few
- * probes of record_history's primary key (collection, id, version); versions
- * grow with seq, so "the version at s" is the highest version with seq <= s.
- * Scalar subqueries rather than EXISTS: the planner may turn an EXISTS into a
- * hashed subplan that reads the whole collection's history.
+ * probes of record_history's primary key (collection, id, version); a
+ * record's positions grow with its versions, so "the version at p" is the
+ * highest version with a position at or below p. Scalar subqueries rather
+ * than EXISTS: the planner may turn an EXISTS into a hashed subplan that reads
+ * the whole collection's history.
  */
-function mayHoldSql(collection: string, scope: Scope, since: FeedPosition, row: { id: SQL; seq: SQL }): SQL {
-  const versionAt = (seq: number) => sql`
+function mayHoldSql(collection: string, scope: Scope, since: FeedPosition, row: { id: SQL; position: SQL }): SQL {
+  const versionAt = (p: Position) => sql`
       select h.version from record_history h
-      where h.collection = ${collection} and h.id = ${row.id} and h.seq <= ${seq}
+      where h.collection = ${collection} and h.id = ${row.id} and (h.xid, h.seq) <= ${positionSql(p)}
       order by h.version desc
       limit 1`;
-  const heldAt = (seq: number) => sql`coalesce((
+  const heldAt = (p: Position) => sql`coalesce((
       select not h.deleted and ${scopeSql(scope, sql`h.data`)}
       from record_history h
-      where h.collection = ${collection} and h.id = ${row.id} and h.seq <= ${seq}
+      where h.collection = ${collection} and h.id = ${row.id} and (h.xid, h.seq) <= ${positionSql(p)}
       order by h.version desc
       limit 1), false)`;
   const { run } = since;
-  if (run === null) return heldAt(since.seq);
+  if (run === null) return heldAt(since.at);
 
-  // Inside a run: the version at `start` and every later one up to `seq`, or the version at `origin`.
-  // A record whose current version predates the run's start (its seq <= start)
-  // has no version from `start` on at or below `seq`: `and` skips the probes.
-  const during = sql`(${row.seq} > ${run.start} and coalesce((
+  // Inside a run: the version at `start` and every later one up to `at`, or the version at `origin`.
+  // A record whose current version predates the run's start (its position <= start)
+  // has no version from `start` on at or below `at`: `and` skips the probes.
+  const during = sql`(${row.position} > ${positionSql(run.start)} and coalesce((
       select bool_or(not h.deleted and ${scopeSql(scope, sql`h.data`)})
       from record_history h
-      where h.collection = ${collection} and h.id = ${row.id} and h.seq <= ${since.seq}
+      where h.collection = ${collection} and h.id = ${row.id} and (h.xid, h.seq) <= ${positionSql(since.at)}
         and h.version >= coalesce((${versionAt(run.start)}), 0)), false))`;
   return run.origin === null ? during : sql`(${during} or ${heldAt(run.origin)})`;
 }

@@ -7,11 +7,11 @@ import { MAX_CHECKPOINT_LENGTH } from "./protocol";
 /**
  * Checkpoints of the delta feed, sealed so that they reveal nothing.
  *
- * Inside, a checkpoint is a position in the global change sequence (see
- * FeedPosition in changes.ts). Every accepted change of every collection
- * takes the next sequence number, so a plain number would tell a reader how
- * many changes happened between two of its pulls — including changes to
- * records it may not read. A checkpoint is therefore encrypted and
+ * Inside, a checkpoint is a position in the change feed (see FeedPosition).
+ * Every accepted change of every collection takes the next sequence number
+ * and has a transaction id, so plain numbers would tell a reader how many
+ * changes happened between two of its pulls — including changes to records
+ * it may not read. A checkpoint is therefore encrypted and
  * authenticated (AES-256-GCM, a fresh random IV each time): the string a
  * system receives is independent of the position inside, two checkpoints of
  * the same position differ, and a forged or altered one is refused. It is
@@ -25,29 +25,47 @@ import { MAX_CHECKPOINT_LENGTH } from "./protocol";
  */
 
 /**
- * Where a reader stands in one collection's change feed.
+ * A place in one collection's change feed. Every version of a record has a
+ * position (xid, seq): its transaction id (or a larger one, so that a
+ * record's positions grow with its versions) and its change sequence number,
+ * compared in that order. `xid` is Postgres's xid8, a 64-bit number.
+ */
+export interface Position {
+  xid: bigint;
+  seq: number;
+}
+
+/**
+ * Where a reader stands in one collection's change feed: it has been sent
+ * the changes at positions up to `at`.
  *
- * At the end of a pull (`hasMore: false`) the position is a plain `seq` (no
- * run): the reader then holds exactly the records visible
- * to it as of `seq`, so "did it have record X?" is answered by X's version at
- * `seq`.
+ * At the end of a pull (`hasMore: false`) the position is a plain `at` (no
+ * run): the reader then holds exactly the records visible to it as of `at`,
+ * so "did it have record X?" is answered by X's version at `at` (its latest
+ * version at or below that position).
  *
  * Inside a run of `hasMore` pages that is not true. The feed reports a record
  * at its latest change only, so a record changed twice while the run goes on
  * (once below the page's end, once above it) is skipped by this page and
  * reported by a later one; meanwhile the reader still holds an older version
- * than the one current at `seq`. If that record has left the reader's scope,
- * judging by its version at `seq` would never tell the reader to drop it. So a
+ * than the one current at `at`. If that record has left the reader's scope,
+ * judging by its version at `at` would never tell the reader to drop it. So a
  * checkpoint inside a run also carries where the run began: `origin`, the
- * end-of-pull checkpoint it started from (null for a pull from the
- * beginning), and `start`, the collection's highest seq when its first page
- * was read. A record the reader holds is then either its version at `origin`
- * or one that was current at some page of the run, that is, a version from
- * the one at `start` up to the one at `seq`.
+ * end-of-pull position it started from (null for a pull from the
+ * beginning), and `start`, the feed's horizon when its first page was read.
+ * A record the reader holds is then either its version at `origin` or one
+ * that was current at some page of the run, that is, a version from the one
+ * at `start` up to the one at `at`.
  */
 export interface FeedPosition {
-  seq: number;
-  run: { start: number; origin: number | null } | null;
+  at: Position;
+  run: { start: Position; origin: Position | null } | null;
+}
+
+/** -1, 0 or 1 as `a` is before, at or after `b`. */
+export function comparePositions(a: Position, b: Position): number {
+  if (a.xid !== b.xid) return a.xid < b.xid ? -1 : 1;
+  return a.seq === b.seq ? 0 : a.seq < b.seq ? -1 : 1;
 }
 
 export interface CheckpointScope {
@@ -67,11 +85,13 @@ export type OpenedCheckpoint =
    */
   | { ok: false; reason: "stale" };
 
-const VERSION = "c1";
+/** `c1` (one sequence number, before writers stopped taking a collection lock) opens as stale. */
+const VERSION = "c2";
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-/** seq, start + 1 (0: no run), origin + 1 (0: none): three unsigned 64-bit integers. */
-const PLAIN_BYTES = 24;
+/** A flags byte (1: run, 2: origin), then at, start, origin: each xid and seq as unsigned 64-bit integers. */
+const PLAIN_BYTES = 1 + 3 * 16;
+const EARLIER_SEALED = /^c1[A-Za-z0-9_-]{70}$/;
 const SEALED_LENGTH = VERSION.length + Math.ceil(((IV_BYTES + PLAIN_BYTES + TAG_BYTES) * 4) / 3);
 const SEALED_PATTERN = new RegExp(`^${VERSION}[A-Za-z0-9_-]{${SEALED_LENGTH - VERSION.length}}$`);
 /** Checkpoints of hub versions before sealing: `s<seq>`, `s<seq>.<start>`, `s<seq>.<start>.<origin>`. */
@@ -85,9 +105,16 @@ export class CheckpointSealer {
 
   seal(scope: CheckpointScope, position: FeedPosition): string {
     const plain = Buffer.alloc(PLAIN_BYTES);
-    plain.writeBigUInt64BE(BigInt(position.seq), 0);
-    plain.writeBigUInt64BE(position.run === null ? 0n : BigInt(position.run.start) + 1n, 8);
-    plain.writeBigUInt64BE(position.run?.origin == null ? 0n : BigInt(position.run.origin) + 1n, 16);
+    const { at, run } = position;
+    plain.writeUInt8((run === null ? 0 : 1) | (run?.origin == null ? 0 : 2), 0);
+    const put = (p: Position | null | undefined, offset: number) => {
+      if (!p) return;
+      plain.writeBigUInt64BE(p.xid, offset);
+      plain.writeBigUInt64BE(BigInt(p.seq), offset + 8);
+    };
+    put(at, 1);
+    put(run?.start, 17);
+    put(run?.origin, 33);
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv("aes-256-gcm", this.key, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(additionalData(scope));
@@ -96,7 +123,7 @@ export class CheckpointSealer {
   }
 
   open(scope: CheckpointScope, text: string): OpenedCheckpoint {
-    if (LEGACY_PATTERN.test(text)) return { ok: false, reason: "stale" };
+    if (LEGACY_PATTERN.test(text) || EARLIER_SEALED.test(text)) return { ok: false, reason: "stale" };
     if (!SEALED_PATTERN.test(text)) return { ok: false, reason: "malformed" };
     const bytes = Buffer.from(text.slice(VERSION.length), "base64url");
     // The last character carries unused bits: only the canonical spelling of these bytes is a checkpoint.
@@ -114,16 +141,20 @@ export class CheckpointSealer {
     } catch {
       return { ok: false, reason: "stale" };
     }
-    const seq = plain.readBigUInt64BE(0);
-    const start = plain.readBigUInt64BE(8);
-    const origin = plain.readBigUInt64BE(16);
-    // Only this hub writes what authenticates; a number beyond 2^53 would be a bug, not a client's mistake.
+    const flags = plain.readUInt8(0);
+    // Only this hub writes what authenticates; anything else would be a bug, not a client's mistake.
     const limit = BigInt(Number.MAX_SAFE_INTEGER);
-    if (seq > limit || start > limit + 1n || origin > limit + 1n) return { ok: false, reason: "stale" };
-    const position: FeedPosition = {
-      seq: Number(seq),
-      run: start === 0n ? null : { start: Number(start - 1n), origin: origin === 0n ? null : Number(origin - 1n) },
+    const get = (offset: number): Position | null => {
+      const seq = plain.readBigUInt64BE(offset + 8);
+      return seq > limit ? null : { xid: plain.readBigUInt64BE(offset), seq: Number(seq) };
     };
+    const at = get(1);
+    const start = flags & 1 ? get(17) : null;
+    const origin = flags & 2 ? get(33) : null;
+    if (flags > 3 || flags === 2 || at === null || (flags & 1 && start === null) || (flags & 2 && origin === null)) {
+      return { ok: false, reason: "stale" };
+    }
+    const position: FeedPosition = { at, run: start === null ? null : { start, origin } };
     return { ok: true, position };
   }
 }

@@ -16,7 +16,6 @@ import {
 } from "./history";
 import { changedFields, jsonEqual, overlay } from "./json";
 import { unstorableReason } from "./json-safety";
-import { lockCollection } from "./lock";
 import { collectionNameSchema, hasKeyDeep, isJsonObject, MAX_RECORD_BYTES, type JsonObject } from "./protocol";
 import { writeVersions, type NewVersion } from "./versions";
 
@@ -374,17 +373,18 @@ export async function resolveConflict(
   if (!head) throw unknownConflict(input.id);
 
   return ctx.db.transaction(async (tx) => {
-    await lockCollection(tx, head.collection);
-    // Read again under the lock: a concurrent resolution of this conflict has committed by now.
+    // Read again under its row lock: a concurrent resolution of this conflict has committed by now.
     const [row] = await tx.select().from(conflicts).where(eq(conflicts.id, input.id)).for("update");
     if (!row) throw unknownConflict(input.id);
     const label = recordLabel({ collection: row.collection, id: row.recordId });
     if (row.outcome !== "pending") throw alreadySettled(row);
 
+    // Locked until commit: the record's next version is decided on the version read here (lib/sync/versions.ts).
     const [current] = await tx
       .select()
       .from(records)
-      .where(and(eq(records.collection, row.collection), eq(records.id, row.recordId)));
+      .where(and(eq(records.collection, row.collection), eq(records.id, row.recordId)))
+      .for("update");
     if (!current) {
       throw new ServiceError("internal", `Record ${label} of conflict ${row.id} is missing from the records table.`);
     }

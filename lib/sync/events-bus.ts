@@ -7,6 +7,7 @@ import { KEYS_CHANNEL } from "../auth/api-keys";
 import { getActivePolicy, POLICY_CHANNEL } from "../policy/store";
 import { CHANGES_CHANNEL, parseChangeNotification, type ChangeNotification, type SyncEvent } from "./events";
 import { checkpointSealer } from "./checkpoint";
+import { HORIZON_SQL } from "./horizon";
 
 /** One connected client of one system, as the bus sees it. */
 export interface EventSubscriber {
@@ -25,6 +26,14 @@ export interface EventFeed {
   start(): Promise<void>;
   /** Returns the unsubscribe function (idempotent). */
   subscribe(subscriber: EventSubscriber): () => void;
+}
+
+/** How long a change above the feed's horizon waits before the bus looks again, first and at most. */
+const HOLD_FIRST_DELAY_MS = 1;
+const HOLD_MAX_DELAY_MS = 200;
+
+function maxXid(a: string, b: string): string {
+  return BigInt(a) >= BigInt(b) ? a : b;
 }
 
 type Notice = { kind: "change"; change: ChangeNotification } | { kind: "policy"; version: number };
@@ -48,6 +57,12 @@ export class EventBus implements EventFeed {
   private stopped = false;
   private inbox: Notice[] = [];
   private draining: Promise<void> | null = null;
+  /** The feed's horizon as last read: every position xid below it is final (lib/sync/changes.ts). */
+  private horizon = 0n;
+  /** Changes committed above the horizon: told once the older transactions have ended. */
+  private held: ChangeNotification[] = [];
+  private holdTimer: NodeJS.Timeout | null = null;
+  private holdDelay = HOLD_FIRST_DELAY_MS;
 
   constructor(private readonly handle: DatabaseHandle) {}
 
@@ -82,6 +97,9 @@ export class EventBus implements EventFeed {
     if (this.stopped) return;
     this.stopped = true;
     this.inbox = [];
+    this.held = [];
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
     for (const subscriber of [...this.subscribers]) subscriber.close();
     this.subscribers.clear();
     await this.starting?.catch(() => undefined);
@@ -155,25 +173,70 @@ export class EventBus implements EventFeed {
         policyVersion = Math.max(policyVersion, notice.version);
         continue;
       }
-      const { c, from, to } = notice.change;
+      const { c, from, to, x } = notice.change;
       const seen = changes.get(c);
-      // Writers of one collection are serialised (lib/sync/lock.ts), so the
-      // merged range holds only rows of the merged writes and of writes whose
-      // own notification is still to come.
-      changes.set(c, seen ? { c, from: Math.min(seen.from, from), to: Math.max(seen.to, to) } : { c, from, to });
+      // The merged range may also hold rows of other writes (writers do not
+      // wait for each other): they are real changes of the collection, told
+      // again by their own notification, which is harmless.
+      changes.set(c, seen ? { c, from: Math.min(seen.from, from), to: Math.max(seen.to, to), x: maxXid(seen.x, x) } : { c, from, to, x });
     }
     if (policyVersion > 0) await this.guard(`policy version ${policyVersion}`, () => this.onPolicy(policyVersion));
-    for (const change of changes.values()) {
+    const ready = await this.guard("the feed horizon", () => this.releasable([...changes.values()]));
+    for (const change of ready ?? changes.values()) {
       await this.guard(`changes ${change.from}..${change.to} of ${change.c}`, () => this.onChange(change));
     }
   }
 
+  /**
+   * The changes a subscriber's next pull will find: those below the feed's
+   * horizon. A change committed while an older transaction still runs is
+   * served by /changes only once that one ends (lib/sync/changes.ts), so its
+   * event waits for that too; otherwise the client would pull, find
+   * nothing, and hear of the change only with the next one. The rest wait
+   * in `held`, looked at again shortly.
+   */
+  private async releasable(changes: ChangeNotification[]): Promise<ChangeNotification[]> {
+    if (this.held.length === 0 && changes.every((c) => BigInt(c.x) < this.horizon)) return changes;
+    await this.readHorizon();
+    // Held changes that are ready now go first: a change is never told after one committed later.
+    const all = [...this.held, ...changes];
+    const ready = all.filter((c) => BigInt(c.x) < this.horizon);
+    this.held = all.filter((c) => BigInt(c.x) >= this.horizon);
+    this.scheduleHeld();
+    return ready;
+  }
+
+  private async readHorizon(): Promise<void> {
+    const [row] = rowsOf<{ horizon: string }>(await this.db.execute(sql`select ${HORIZON_SQL}::text as horizon`));
+    const horizon = BigInt(row?.horizon ?? "0");
+    if (horizon > this.horizon) this.horizon = horizon;
+  }
+
+  /** Looks at held changes again after a growing pause (1 ms, doubling up to HOLD_MAX_DELAY_MS); they go back to the inbox once releasable. */
+  private scheduleHeld(): void {
+    if (this.holdTimer || this.stopped || this.held.length === 0) return;
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = null;
+      void this.readHorizon()
+        .catch((error: unknown) => log.warn(`could not read the feed horizon: ${(error as Error).message}`))
+        .then(() => {
+          const ready = this.held.filter((c) => BigInt(c.x) < this.horizon);
+          this.held = this.held.filter((c) => BigInt(c.x) >= this.horizon);
+          this.holdDelay = this.held.length === 0 ? HOLD_FIRST_DELAY_MS : Math.min(this.holdDelay * 2, HOLD_MAX_DELAY_MS);
+          for (const change of ready) this.enqueue({ kind: "change", change });
+          this.scheduleHeld();
+        });
+    }, this.holdDelay);
+    this.holdTimer.unref?.();
+  }
+
   /** One failed notification must not stop the bus: log it and go on (the event is only a hint). */
-  private async guard(what: string, task: () => Promise<void>): Promise<void> {
+  private async guard<T>(what: string, task: () => Promise<T>): Promise<T | undefined> {
     try {
-      await task();
+      return await task();
     } catch (error) {
       if (!this.stopped) log.error(`the event bus could not handle ${what}`, error);
+      return undefined;
     }
   }
 
@@ -221,7 +284,7 @@ export class EventBus implements EventFeed {
       if (!told.get(subscriber.system) || !this.subscribers.has(subscriber)) continue;
       let event = events.get(subscriber.system);
       if (!event) {
-        const checkpoint = sealer.seal({ system: subscriber.system, collection: change.c }, { seq: change.to, run: null });
+        const checkpoint = sealer.seal({ system: subscriber.system, collection: change.c }, { at: { xid: BigInt(change.x), seq: change.to }, run: null });
         event = { type: "change", collection: change.c, checkpoint };
         events.set(subscriber.system, event);
       }

@@ -11,17 +11,23 @@ import { collectionNameSchema } from "./protocol";
  */
 export const CHANGES_CHANNEL = "concord_changes";
 
-/** A range of change sequence numbers of one collection: `{"c", "from", "to"}` on the wire. */
+/**
+ * One transaction's write to one collection: `{"c", "from", "to", "x"}` on
+ * the wire. Its versions took change sequence numbers between `from` and
+ * `to` (other writers' may interleave: writers do not wait for each other)
+ * and all have position xid `x` (decimal text; see lib/sync/versions.ts).
+ */
 export interface ChangeNotification {
   c: string;
   from: number;
   to: number;
+  x: string;
 }
 
 const seqSchema = z.number().int().nonnegative().refine(Number.isSafeInteger);
 
 const changeNotificationSchema = z
-  .strictObject({ c: collectionNameSchema, from: seqSchema, to: seqSchema })
+  .strictObject({ c: collectionNameSchema, from: seqSchema, to: seqSchema, x: z.string().regex(/^(0|[1-9][0-9]{0,19})$/) })
   .refine((n) => n.from <= n.to);
 
 /** What an event stream tells a subscriber (protocol.md, GET /api/v1/events). */
@@ -31,19 +37,18 @@ export type SyncEvent =
 
 /**
  * Tells every instance, when `tx` commits, that records of `collection` got
- * the change sequence numbers `fromSeq`..`toSeq`: every row of `records` in
- * that collection with a seq in the range was written by this transaction.
- * Call it inside the writing transaction, after the rows are written.
+ * versions with change sequence numbers in `from`..`to` and position xid
+ * `xid`. Call it inside the writing transaction, after the rows are written.
  *
- * The payload stays under 100 bytes (a collection name is at most 63
+ * The payload stays under 130 bytes (a collection name is at most 63
  * characters), far below Postgres's 8000-byte NOTIFY limit.
  */
-export async function notifyChanges(tx: Database, collection: string, fromSeq: number, toSeq: number): Promise<void> {
-  const parsed = changeNotificationSchema.safeParse({ c: collection, from: fromSeq, to: toSeq });
+export async function notifyChanges(tx: Database, collection: string, at: { from: number; to: number; xid: string }): Promise<void> {
+  const parsed = changeNotificationSchema.safeParse({ c: collection, from: at.from, to: at.to, x: at.xid });
   if (!parsed.success) {
     // A caller bug, not a client error: a malformed payload would be dropped by every listener.
     throw new RangeError(
-      `notifyChanges needs a valid collection name and 0 <= fromSeq <= toSeq (got ${JSON.stringify({ collection, fromSeq, toSeq })}).`,
+      `notifyChanges needs a valid collection name, 0 <= from <= to and a decimal xid (got ${JSON.stringify({ collection, ...at })}).`,
     );
   }
   await tx.execute(sql`select pg_notify(${CHANGES_CHANNEL}, ${JSON.stringify(parsed.data)})`);

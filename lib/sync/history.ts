@@ -5,7 +5,6 @@ import { auditLog, recordHistory, records, type RecordOrigin } from "../db/schem
 import { ServiceError } from "../errors";
 import { digestOf } from "./digest";
 import { jsonEqual } from "./json";
-import { lockCollection } from "./lock";
 import type { JsonObject } from "./protocol";
 import { writeVersions, type NewVersion } from "./versions";
 
@@ -212,11 +211,12 @@ export async function restoreRecordVersion(
 ): Promise<RestoreResult> {
   const label = recordLabel(input);
   return ctx.db.transaction(async (tx) => {
-    await lockCollection(tx, input.collection);
+    // Locked until commit: the record's next version is decided on the version read here (lib/sync/versions.ts).
     const [current] = await tx
       .select()
       .from(records)
-      .where(and(eq(records.collection, input.collection), eq(records.id, input.id)));
+      .where(and(eq(records.collection, input.collection), eq(records.id, input.id)))
+      .for("update");
     if (!current) throw unknownRecord(input);
     const [target] = await tx
       .select()

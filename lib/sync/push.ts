@@ -8,7 +8,6 @@ import { countActivity } from "./activity";
 import type { SyncContext } from "./context";
 import { canonicalJson } from "./digest";
 import { unstorableReason } from "./json-safety";
-import { lockCollection } from "./lock";
 import { decide, render, type Decision, type Outcome, type PushSettings, type StoredVersion, type Subject } from "./push-decide";
 import {
   COLLECTION_PATTERN,
@@ -21,7 +20,7 @@ import {
   type PushResult,
   type PushStatus,
 } from "./protocol";
-import { writeVersions, type NewVersion } from "./versions";
+import { retryWrites, writeVersions, type NewVersion } from "./versions";
 
 export interface PushInput {
   collection: string;
@@ -35,9 +34,10 @@ const RECEIPT_STATUSES = new Set<PushStatus>(["applied", "unchanged", "merged", 
  * POST /api/v1/collections/{c}/push — the server side of claims 3 and 4.
  *
  * All changes of a request are decided (push-decide.ts) and stored in one
- * transaction that holds the collection lock, so versions have no gaps or
- * duplicates under any number of writers and instances, and every result is
- * durable before it is returned. Each change is either applied, or its
+ * transaction that locks the records it writes (not the collection: writers
+ * of other records go on), so versions have no gaps or duplicates under any
+ * number of writers and instances, and every result is durable before it is
+ * returned. Each change is either applied, or its
  * content is kept in the conflict log, or it is refused (forbidden/invalid)
  * with nothing written.
  */
@@ -72,17 +72,13 @@ export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: Pus
     priorityOf: (system: string) => (system.startsWith("operator:") ? null : compiled.priority(system)),
   };
 
-  let pushed: Pushed | undefined;
-  for (let attempt = 0; pushed === undefined; attempt++) {
-    try {
-      pushed = await ctx.db.transaction((tx) => pushInTransaction(tx, settings, input.changes, checked));
-    } catch (error) {
-      // Two copies of one changeId pushed at once to one collection by two instances race on the receipt:
-      // the loser retries and finds the winner's decision.
-      if (!(error instanceof ReceiptRace) || attempt >= 2) throw error;
-    }
-  }
-  const { results, conflictOutcomes } = pushed;
+  // Lost races run again on fresh state: a record created by another writer
+  // meanwhile (WriteRace), a deadlock, or two copies of one changeId pushed at
+  // once, where the loser then finds the winner's decision (ReceiptRace).
+  const { results, conflictOutcomes } = await retryWrites(
+    () => ctx.db.transaction((tx) => pushInTransaction(tx, settings, input.changes, checked)),
+    { retryAlso: (error) => error instanceof ReceiptRace },
+  );
   await touchSystem(ctx.db, ctx.system);
   const byStatus = new Map<string, number>();
   for (const r of results) byStatus.set(r.status, (byStatus.get(r.status) ?? 0) + 1);
@@ -141,7 +137,6 @@ function checkChange(change: PushChange, i: number): Checked {
 }
 
 async function pushInTransaction(tx: Database, s: PushSettings, changes: readonly PushChange[], checked: readonly Checked[]): Promise<Pushed> {
-  await lockCollection(tx, s.collection);
   const receivedAt = new Date();
   const taken = await loadReceipts(tx, s, changes);
 
@@ -309,6 +304,7 @@ function jsonList(values: readonly string[]) {
   return sql`select jsonb_array_elements_text(${JSON.stringify(values)}::jsonb)`;
 }
 
+/** The current versions of these records, locked until the transaction ends (in id order: see lockRecords). */
 async function loadState(tx: Database, collection: string, ids: string[]): Promise<Map<string, StoredVersion>> {
   const state = new Map<string, StoredVersion>();
   if (ids.length === 0) return state;
@@ -323,7 +319,9 @@ async function loadState(tx: Database, collection: string, ids: string[]): Promi
       modifiedAt: records.modifiedAt,
     })
     .from(records)
-    .where(sql`${records.collection} = ${collection} and ${records.id} in (${jsonList(ids)})`);
+    .where(sql`${records.collection} = ${collection} and ${records.id} in (${jsonList(ids)})`)
+    .orderBy(records.id)
+    .for("update");
   for (const r of rows) state.set(r.id, r);
   return state;
 }

@@ -1,13 +1,13 @@
 import type { Database } from "@/lib/db/client";
-import { checkpointSealer, type FeedPosition } from "@/lib/sync/checkpoint";
+import { checkpointSealer, type FeedPosition, type Position } from "@/lib/sync/checkpoint";
 
 /**
  * Checkpoints are sealed (lib/sync/checkpoint.ts): tests that need a
- * checkpoint at a given sequence number, or the position inside one the hub
+ * checkpoint at a given feed position, or the position inside one the hub
  * issued, use the hub's own key through these.
  */
-export async function checkpointAt(db: Database, system: string, collection: string, seq: number): Promise<string> {
-  return (await checkpointSealer(db)).seal({ system, collection }, { seq, run: null });
+export async function checkpointAt(db: Database, system: string, collection: string, at: Position): Promise<string> {
+  return (await checkpointSealer(db)).seal({ system, collection }, { at, run: null });
 }
 
 export async function positionOf(db: Database, system: string, collection: string, checkpoint: string): Promise<FeedPosition> {

@@ -1,7 +1,9 @@
-import { and, asc, eq, sql } from "drizzle-orm";
-import { rowsOf, type Database } from "@/lib/db/client";
+import { and, asc, eq } from "drizzle-orm";
+import type { Database } from "@/lib/db/client";
 import { recordHistory, records, type JsonObject } from "@/lib/db/schema";
+import type { Position } from "@/lib/sync/checkpoint";
 import { digestOf } from "@/lib/sync/digest";
+import { lockRecords, writeVersions } from "@/lib/sync/versions";
 
 export type WriteInput = { collection: string; id: string; by: string; modifiedAt?: Date } & (
   | { data: JsonObject; deleted?: never }
@@ -11,19 +13,21 @@ export type WriteInput = { collection: string; id: string; by: string; modifiedA
 export interface Written {
   version: number;
   seq: number;
+  /** The version's feed position. */
+  position: Position;
   digest: string;
 }
 
 /**
  * Writes the next version of a record the way the push engine does, without
- * its checks: a new seq, the record row upserted (version + 1, digest of the
- * data, a tombstone keeping the last live data so scopes still evaluate), and
- * the version kept in history. Tests seed and move records with it.
+ * its checks: the record locked, its next version (version + 1, digest of the
+ * data, a tombstone keeping the last live data so scopes still evaluate)
+ * stored by the engine's own writeVersions (seq, feed position, history,
+ * notification on commit). Tests seed and move records with it.
  */
 export async function writeRecord(db: Database, input: WriteInput): Promise<Written> {
   return db.transaction(async (tx) => {
-    const [next] = rowsOf<{ seq: number | string }>(await tx.execute(sql`select nextval('change_seq') as seq`));
-    const seq = Number(next?.seq);
+    await lockRecords(tx, input.collection, [input.id]);
     const [current] = await tx
       .select({ version: records.version, data: records.data })
       .from(records)
@@ -33,24 +37,10 @@ export async function writeRecord(db: Database, input: WriteInput): Promise<Writ
     const data = deleted ? (current?.data ?? {}) : (input.data as JsonObject);
     const digest = digestOf(deleted ? null : data);
     const modifiedAt = input.modifiedAt ?? new Date();
-    const row = { data, version, digest, deleted, seq, updatedBy: input.by, updatedAt: new Date(), modifiedAt };
-    await tx
-      .insert(records)
-      .values({ collection: input.collection, id: input.id, ...row })
-      .onConflictDoUpdate({ target: [records.collection, records.id], set: row });
-    await tx.insert(recordHistory).values({
-      collection: input.collection,
-      id: input.id,
-      version,
-      data,
-      digest,
-      deleted,
-      seq,
-      origin: "push",
-      writtenBy: input.by,
-      modifiedAt,
-    });
-    return { version, seq, digest };
+    const [position] = (await writeVersions(tx, input.collection, [
+      { id: input.id, version, data, deleted, digest, origin: "push", changeId: null, writtenBy: input.by, modifiedAt },
+    ])) as [Position];
+    return { version, seq: position.seq, position, digest };
   });
 }
 

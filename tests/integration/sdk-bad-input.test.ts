@@ -243,7 +243,7 @@ describe("410 resync_required", () => {
 
     await reader.sync();
     expect(await reader.get("orders", "up-1")).toMatchObject({ n: 2 });
-    expect(await store.checkpoint("orders")).toMatch(/^c1[A-Za-z0-9_-]{70}$/);
+    expect(await store.checkpoint("orders")).toMatch(/^c2[A-Za-z0-9_-]{103}$/);
     expect(await reader.status()).toMatchObject({ pendingChanges: 0, quarantined: 0 });
   });
 });

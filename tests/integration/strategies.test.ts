@@ -5,9 +5,8 @@ import * as changesRoute from "@/app/api/v1/collections/[collection]/changes/rou
 import { conflicts, recordHistory, records, type ConflictRow } from "@/lib/db/schema";
 import { activatePolicy } from "@/lib/policy/store";
 import { digestOf } from "@/lib/sync/digest";
-import { lockCollection } from "@/lib/sync/lock";
 import { DELETED_DIGEST, type ChangesResponse, type JsonObject, type PushResult } from "@/lib/sync/protocol";
-import { writeVersions } from "@/lib/sync/versions";
+import { lockRecords, writeVersions } from "@/lib/sync/versions";
 import { call, startTestHub, type TestHub } from "@/tests/helpers/hub";
 import { changeId, conflictLogged, keysFor, push, pushOne } from "@/tests/helpers/sync";
 
@@ -464,7 +463,7 @@ describe("priority", () => {
     // An operator's resolution writes version 2 (as lib/sync/history does: writtenBy "operator:<actor>").
     const operatorData = { ...base, phone: "999" };
     await t.hub.db.transaction(async (tx) => {
-      await lockCollection(tx, "priority");
+      await lockRecords(tx, "priority", ["op-1"]);
       await writeVersions(tx, "priority", [
         {
           id: "op-1",

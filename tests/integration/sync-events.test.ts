@@ -11,6 +11,7 @@ import { notifyChanges } from "@/lib/sync/events";
 import { createEventBus, getEventBus, stopEventBus, type EventBus } from "@/lib/sync/events-bus";
 import { openEventStream } from "@/lib/sync/events-stream";
 import { checkpointSealer, type CheckpointSealer } from "@/lib/sync/checkpoint";
+import { lockRecords, writeVersions, type NewVersion } from "@/lib/sync/versions";
 import { startTestHub, type TestHub } from "@/tests/helpers/hub";
 
 const example = readFileSync("policies/example.yaml", "utf8");
@@ -159,7 +160,7 @@ async function connectTo(bus: EventBus, db: Database, system: string): Promise<C
 function seqOf(data: { collection: string; checkpoint: string }): number | null {
   for (const system of Object.keys(keys)) {
     const opened = sealer.open({ system, collection: data.collection }, data.checkpoint);
-    if (opened.ok && opened.position.run === null) return opened.position.seq;
+    if (opened.ok && opened.position.run === null) return opened.position.at.seq;
   }
   return null;
 }
@@ -175,36 +176,33 @@ const isChange = (collection: string, seq?: number) => (r: Received) =>
 
 async function write(collection: string, changes: { id: string; data: JsonObject }[], db: Database = t.hub.db): Promise<{ from: number; to: number }> {
   return db.transaction(async (tx) => {
-    const seqs: number[] = [];
+    await lockRecords(tx, collection, changes.map((c) => c.id));
+    const versions: NewVersion[] = [];
+    const next = new Map<string, number>();
     for (const change of changes) {
-      const [{ seq }] = rowsOf<{ seq: string | number }>(await tx.execute(sql`select nextval('change_seq') as seq`)) as [
-        { seq: string | number },
-      ];
-      const [existing] = await tx
-        .select({ version: records.version })
-        .from(records)
-        .where(and(eq(records.collection, collection), eq(records.id, change.id)));
-      const row = {
-        collection,
+      let version = next.get(change.id);
+      if (version === undefined) {
+        const [existing] = await tx
+          .select({ version: records.version })
+          .from(records)
+          .where(and(eq(records.collection, collection), eq(records.id, change.id)));
+        version = existing?.version ?? 0;
+      }
+      next.set(change.id, version + 1);
+      versions.push({
         id: change.id,
+        version: version + 1,
         data: change.data,
-        version: (existing?.version ?? 0) + 1,
+        deleted: false,
         digest: digestOf(change.data),
-        seq: Number(seq),
-      };
-      await tx.insert(recordHistory).values({ ...row, origin: "push", writtenBy: "test" });
-      await tx
-        .insert(records)
-        .values({ ...row, updatedBy: "test" })
-        .onConflictDoUpdate({
-          target: [records.collection, records.id],
-          set: { data: row.data, version: row.version, digest: row.digest, seq: row.seq },
-        });
-      seqs.push(row.seq);
+        origin: "push",
+        changeId: null,
+        writtenBy: "test",
+        modifiedAt: new Date(),
+      });
     }
-    const range = { from: Math.min(...seqs), to: Math.max(...seqs) };
-    await notifyChanges(tx, collection, range.from, range.to);
-    return range;
+    const seqs = (await writeVersions(tx, collection, versions)).map((p) => p.seq);
+    return { from: Math.min(...seqs), to: Math.max(...seqs) };
   });
 }
 
@@ -260,7 +258,7 @@ describe("GET /api/v1/events", () => {
       const { to } = await write("customers", [{ id: "web-1", data: { name: "Ann", source: "web", region: "north" } }]);
       for (const client of [crm, webshop]) {
         const { data } = await client.next(isChange("customers"));
-        expect(data).toEqual({ collection: "customers", checkpoint: expect.stringMatching(/^c1[A-Za-z0-9_-]+$/) });
+        expect(data).toEqual({ collection: "customers", checkpoint: expect.stringMatching(/^c2[A-Za-z0-9_-]+$/) });
         expect(seqOf(data as { collection: string; checkpoint: string })).toBe(to);
       }
       // Sealed per system and per event: the two systems' checkpoints differ.
@@ -520,8 +518,8 @@ rules: [{who: crm, collection: customers, read: all}]
 
 describe("notifyChanges", () => {
   it("refuses a malformed range instead of sending a payload every listener would drop", async () => {
-    await expect(t.hub.db.transaction((tx) => notifyChanges(tx, "customers", 5, 4))).rejects.toThrow(RangeError);
-    await expect(t.hub.db.transaction((tx) => notifyChanges(tx, "Bad Name", 1, 1))).rejects.toThrow(RangeError);
+    await expect(t.hub.db.transaction((tx) => notifyChanges(tx, "customers", { from: 5, to: 4, xid: "1" }))).rejects.toThrow(RangeError);
+    await expect(t.hub.db.transaction((tx) => notifyChanges(tx, "Bad Name", { from: 1, to: 1, xid: "1" }))).rejects.toThrow(RangeError);
   });
 
   it("delivers nothing when the transaction rolls back", async () => {
@@ -529,7 +527,7 @@ describe("notifyChanges", () => {
     try {
       await expect(
         t.hub.db.transaction(async (tx) => {
-          await notifyChanges(tx, "customers", 1, 1);
+          await notifyChanges(tx, "customers", { from: 1, to: 1, xid: "1" });
           throw new Error("roll back");
         }),
       ).rejects.toThrow("roll back");

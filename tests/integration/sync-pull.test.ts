@@ -9,6 +9,7 @@ import { issueApiKey, revokeApiKey } from "@/lib/auth/api-keys";
 import { recordHistory, records, systems, type JsonObject } from "@/lib/db/schema";
 import { fieldsFor, type Scope } from "@/lib/policy/compile";
 import { activatePolicy, getActivePolicy } from "@/lib/policy/store";
+import { comparePositions, type FeedPosition, type Position } from "@/lib/sync/checkpoint";
 import { digestOf } from "@/lib/sync/digest";
 import { projectFields } from "@/lib/sync/projection";
 import {
@@ -22,7 +23,7 @@ import {
 } from "@/lib/sync/protocol";
 import { checkpointAt, positionOf } from "@/tests/helpers/checkpoints";
 import { call, startTestHub, type TestHub } from "@/tests/helpers/hub";
-import { writeRecord, writeRecords, type WriteInput } from "@/tests/helpers/records";
+import { writeRecord, writeRecords, type WriteInput, type Written } from "@/tests/helpers/records";
 
 const example = readFileSync("policies/example.yaml", "utf8");
 const SYSTEMS = ["crm", "billing", "warehouse", "webshop"] as const;
@@ -110,9 +111,23 @@ async function scopeOf(system: string, collection: string): Promise<Scope> {
   return (await getActivePolicy(t.hub.db)).compiled.scope(system, collection, "read");
 }
 
-async function currentSeq(): Promise<number> {
-  const rows = await t.hub.db.select({ seq: records.seq }).from(records);
-  return Math.max(0, ...rows.map((r) => Number(r.seq)));
+/** The feed position of the latest change of any record. */
+async function currentPosition(): Promise<Position> {
+  const rows = await t.hub.db.select({ seq: records.seq, xid: records.xid }).from(records);
+  return rows.map((r) => ({ xid: BigInt(r.xid), seq: Number(r.seq) })).reduce((a, b) => (comparePositions(a, b) >= 0 ? a : b), { xid: 0n, seq: 0 });
+}
+
+/** An end-of-pull checkpoint's position: past `last` (at the feed's horizon), not inside a run. */
+async function expectPastAll(system: string, collection: string, checkpoint: string, last: Position): Promise<FeedPosition> {
+  const position = await positionOf(t.hub.db, system, collection, checkpoint);
+  expect(position.run).toBeNull();
+  expect(comparePositions(position.at, last)).toBe(1);
+  return position;
+}
+
+/** The position right below `p`: a checkpoint there has been sent everything before the change at `p`. */
+function justBefore(p: Position): Position {
+  return { xid: p.xid, seq: p.seq - 1 };
 }
 
 /** Code point order = UTF-8 byte order (JS's default sort is UTF-16 code units). */
@@ -213,7 +228,7 @@ describe("GET …/changes", () => {
       [5, false],
     ]);
     expect(entries.map((e) => e.id)).toEqual(Array.from({ length: 25 }, (_, i) => `p${String(i).padStart(3, "0")}`));
-    expect(await positionOf(t.hub.db, "crm", "products", checkpoint)).toEqual({ seq: seeded.at(-1)?.seq ?? -1, run: null });
+    await expectPastAll("crm", "products", checkpoint, (seeded.at(-1) as Written).position);
     for (const [i, entry] of entries.entries()) {
       expect(entry).toEqual({
         id: `p${String(i).padStart(3, "0")}`,
@@ -263,15 +278,15 @@ describe("GET …/changes", () => {
     expect(seen).toContain("q12@1");
     // The copy equals the server's records changed since the start.
     const server = await t.hub.db.select().from(records).where(eq(records.collection, "products"));
-    const startSeq = (await positionOf(t.hub.db, "crm", "products", start)).seq;
-    const changed = server.filter((r) => Number(r.seq) > startSeq);
+    const startAt = (await positionOf(t.hub.db, "crm", "products", start)).at;
+    const changed = server.filter((r) => comparePositions({ xid: BigInt(r.xid), seq: Number(r.seq) }, startAt) > 0);
     expect(Object.fromEntries(copy)).toEqual(
       Object.fromEntries(changed.map((r) => [r.id, { version: r.version, digest: r.digest, data: r.data }])),
     );
   });
 
   it("projects data to the reader's fields and digests the projection", async () => {
-    const start = await currentSeq();
+    const start = await currentPosition();
     const full = {
       name: "Projected Person",
       email: "pp@example.com",
@@ -423,23 +438,25 @@ describe("GET …/changes", () => {
       t.hub.db,
       Array.from({ length: 30 }, (_, i) => customer(`inv-${i}`, { name: `Invisible ${i}`, source: "shop" })),
     );
-    const last = written.at(-1)?.seq ?? -1;
+    const last = (written.at(-1) as Written).position;
     const page = await changesOk("webshop", "customers", { since: start, limit: 5 });
     expect(page).toEqual({ changes: [], checkpoint: expect.any(String), hasMore: false });
-    expect(await positionOf(t.hub.db, "webshop", "customers", page.checkpoint)).toEqual({ seq: last, run: null });
+    const jumped = await expectPastAll("webshop", "customers", page.checkpoint, last);
     const again = await changesOk("webshop", "customers", { since: page.checkpoint });
     expect(again).toEqual({ changes: [], checkpoint: expect.any(String), hasMore: false });
-    expect(await positionOf(t.hub.db, "webshop", "customers", again.checkpoint)).toEqual({ seq: last, run: null });
-    // A checkpoint beyond the collection's last change stays where it is.
-    const ahead = await checkpointAt(t.hub.db, "webshop", "customers", last + 1000);
+    // Nothing was written since: the horizon, and with it the checkpoint, stays (or moves on, never back).
+    expect(comparePositions((await expectPastAll("webshop", "customers", again.checkpoint, last)).at, jumped.at)).toBeGreaterThanOrEqual(0);
+    // A checkpoint beyond the feed's horizon stays where it is.
+    const far = { xid: last.xid + 1_000_000n, seq: last.seq + 1000 };
+    const ahead = await checkpointAt(t.hub.db, "webshop", "customers", far);
     const beyond = await changesOk("webshop", "customers", { since: ahead });
     expect(beyond).toEqual({ changes: [], checkpoint: expect.any(String), hasMore: false });
-    expect(await positionOf(t.hub.db, "webshop", "customers", beyond.checkpoint)).toEqual({ seq: last + 1000, run: null });
+    expect(await positionOf(t.hub.db, "webshop", "customers", beyond.checkpoint)).toEqual({ at: far, run: null });
   });
 
   it("still removes a record whose later changes fall beyond a page (a run of hasMore pages)", async () => {
     await writeRecord(t.hub.db, customer("run-x", { name: "X", source: "web" }));
-    const had = await changesOk("webshop", "customers", { since: await checkpointAt(t.hub.db, "webshop", "customers", (await currentSeq()) - 1) });
+    const had = await changesOk("webshop", "customers", { since: await checkpointAt(t.hub.db, "webshop", "customers", justBefore(await currentPosition())) });
     expect(byId(had.changes, "run-x")).toHaveLength(1);
 
     // X leaves the scope, two visible records follow, X changes again outside the scope.
@@ -454,7 +471,7 @@ describe("GET …/changes", () => {
     const p2 = await changesOk("webshop", "customers", { since: p1.checkpoint, limit: 2 });
     expect(p2.changes).toEqual([{ id: "run-x", removed: true }]);
     expect(p2.hasMore).toBe(false);
-    expect(await positionOf(t.hub.db, "webshop", "customers", p2.checkpoint)).toEqual({ seq: await currentSeq(), run: null });
+    await expectPastAll("webshop", "customers", p2.checkpoint, await currentPosition());
 
     // A reader that starts from the beginning during such a run is not told about X.
     await writeRecords(t.hub.db, [customer("run-f3", { name: "F3", source: "web" }), customer("run-f4", { name: "F4", source: "web" })]);
@@ -542,13 +559,13 @@ describe("errors", () => {
       "since issued for another collection",
       410,
       "resync_required",
-      async () => getChanges("crm", "customers", { since: await checkpointAt(t.hub.db, "crm", "products", 1) }),
+      async () => getChanges("crm", "customers", { since: await checkpointAt(t.hub.db, "crm", "products", { xid: 1n, seq: 1 }) }),
     ],
     [
       "since issued to another system",
       410,
       "resync_required",
-      async () => getChanges("crm", "customers", { since: await checkpointAt(t.hub.db, "webshop", "customers", 1) }),
+      async () => getChanges("crm", "customers", { since: await checkpointAt(t.hub.db, "webshop", "customers", { xid: 1n, seq: 1 }) }),
     ],
     ["limit 0", 400, "invalid_request", () => getChanges("crm", "customers", { limit: 0 })],
     ["limit 10001", 400, "invalid_request", () => getChanges("crm", "customers", { limit: 10001 })],

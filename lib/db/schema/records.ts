@@ -33,6 +33,14 @@ export const recordId = customType<{ data: string; notNull: true }>({
   dataType: () => 'text COLLATE "C"',
 });
 
+/**
+ * A transaction id (Postgres `xid8`, 64 bits, never wraps), read and written
+ * as its decimal text. See `xid` on `records` for what it orders.
+ */
+export const xid8 = customType<{ data: string; notNull: true }>({
+  dataType: () => "xid8",
+});
+
 /** Where a version came from (shown in history, chosen by the verb that wrote it). */
 export const RECORD_ORIGINS = ["push", "merge", "resolution", "restore"] as const;
 export type RecordOrigin = (typeof RECORD_ORIGINS)[number];
@@ -54,6 +62,17 @@ export const records = pgTable(
     digest: text("digest").notNull(),
     deleted: boolean("deleted").notNull().default(false),
     seq: bigint("seq", { mode: "number" }).notNull(),
+    /**
+     * The feed position of the current version is (xid, seq). `xid` is the
+     * writing transaction's id, or the previous version's `xid` when that is
+     * larger, so positions grow with versions. Writers of one collection do
+     * not wait for each other, so they commit out of seq order; but a reader
+     * whose snapshot shows no transaction older than xid X still running
+     * (pg_snapshot_xmin) knows that every position below (X, 0) is final.
+     * The delta feed serves only those (docs: README "Concurrency").
+     * Rows written before positions existed have xid 0.
+     */
+    xid: xid8("xid").notNull().default(sql`'0'::xid8`),
     updatedBy: text("updated_by").notNull(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     /**
@@ -66,6 +85,8 @@ export const records = pgTable(
     primaryKey({ columns: [t.collection, t.id] }),
     // The delta feed: changes of one collection after a checkpoint, oldest first.
     index("records_collection_seq_idx").on(t.collection, t.seq),
+    // The delta feed in position order (see `xid`).
+    index("records_collection_position_idx").on(t.collection, t.xid, t.seq),
     // The console's "filter by field" (`data @> '{"status":"paid"}'`): a GIN
     // index with jsonb_path_ops, small and built for containment.
     index("records_data_path_idx").using("gin", sql`${t.data} jsonb_path_ops`),
@@ -83,6 +104,8 @@ export const recordHistory = pgTable(
     digest: text("digest").notNull(),
     deleted: boolean("deleted").notNull().default(false),
     seq: bigint("seq", { mode: "number" }).notNull(),
+    /** With `seq`, this version's feed position (see `xid` on records). */
+    xid: xid8("xid").notNull().default(sql`'0'::xid8`),
     origin: text("origin").$type<RecordOrigin>().notNull(),
     /** The push's changeId, when the version came from a push. */
     changeId: text("change_id"),
@@ -95,6 +118,8 @@ export const recordHistory = pgTable(
     // (collection, id, version) also answers "the version a reader had at
     // checkpoint s" (the latest version with seq <= s): versions grow with seq.
     primaryKey({ columns: [t.collection, t.id, t.version] }),
+    // The delta feed after a checkpoint: versions in position order (lib/sync/changes.ts).
+    index("record_history_position_idx").on(t.collection, t.xid, t.seq),
   ],
 );
 
