@@ -110,16 +110,19 @@ export async function authenticateApiKey(
   const match = KEY_PATTERN.exec(presented);
   if (!match) return null;
   const prefix = match[1] as string;
+  // Read on every request, so a revoked key stops working at once on every instance.
   const [row] = await db
-    .select({ system: apiKeys.system, keyHash: apiKeys.keyHash, revokedAt: apiKeys.revokedAt })
+    .select({ system: apiKeys.system, keyHash: apiKeys.keyHash, revokedAt: apiKeys.revokedAt, lastUsedAt: apiKeys.lastUsedAt })
     .from(apiKeys)
     .where(eq(apiKeys.prefix, prefix));
   if (!row || row.revokedAt || !digestsEqual(sha256Hex(presented), row.keyHash)) return null;
-  // Record use at most once a minute per key, so reads do not each cost a write.
+  // Record use at most once a minute per key, so requests do not each cost a write (or a round trip).
   const stale = new Date(Date.now() - LAST_USED_GRANULARITY_MS);
-  await db
-    .update(apiKeys)
-    .set({ lastUsedAt: new Date() })
-    .where(and(eq(apiKeys.prefix, prefix), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, stale))));
+  if (row.lastUsedAt === null || row.lastUsedAt < stale) {
+    await db
+      .update(apiKeys)
+      .set({ lastUsedAt: new Date() })
+      .where(and(eq(apiKeys.prefix, prefix), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, stale))));
+  }
   return { system: row.system, prefix };
 }

@@ -123,6 +123,9 @@ export function withSystem<P>(
     try {
       hub = await getHub();
       const key = bearerToken(request.headers.get("authorization"));
+      // The key and the active policy version are looked up at once (two connections, one wait).
+      const activePolicy = getActivePolicy(hub.db);
+      activePolicy.catch(() => undefined); // awaited below only for a valid key
       caller = key ? await authenticateApiKey(hub.db, key) : null;
       if (!caller) {
         // A valid key is never refused for its address's failures (another client behind the same
@@ -135,7 +138,7 @@ export function withSystem<P>(
         );
       }
       const { system, prefix } = caller;
-      const policy = await getActivePolicy(hub.db);
+      const policy = await activePolicy;
       policyVersion = policy.version;
       const limit = rateLimiter(env().CONCORD_RATE_LIMIT)?.take(prefix);
       if (limit && !limit.ok) {
