@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GET } from "@/app/api/v1/events/route";
 import { issueApiKey, revokeApiKey } from "@/lib/auth/api-keys";
-import { openDatabase, rowsOf, type Database, type DatabaseHandle } from "@/lib/db/client";
-import { recordHistory, records, type JsonObject } from "@/lib/db/schema";
+import { openDatabase, type Database, type DatabaseHandle } from "@/lib/db/client";
+import { records, type JsonObject } from "@/lib/db/schema";
 import { activatePolicy, getActivePolicy } from "@/lib/policy/store";
 import { digestOf } from "@/lib/sync/digest";
 import { notifyChanges } from "@/lib/sync/events";
