@@ -86,7 +86,8 @@ export interface Decision {
 }
 
 /** The version of the record a decision speaks of, whole (null: nothing to show). */
-export type Subject = { data: JsonObject; deleted: boolean } | null;
+/** The stored version an answer speaks of; `digest`, when known, is the whole data's (it spares hashing a full view again). */
+export type Subject = { data: JsonObject; deleted: boolean; digest?: string } | null;
 
 export interface Outcome {
   decision: Decision;
@@ -108,7 +109,7 @@ export function render(readScope: Scope, change: { changeId: string; id: string 
         result.digest = DELETED_DIGEST;
         if (withData) result.deleted = true;
       } else {
-        const view = projectForReader(readScope, subject.data) as { data: JsonObject; digest: string };
+        const view = projectForReader(readScope, subject.data, subject.digest) as { data: JsonObject; digest: string };
         result.digest = view.digest;
         if (withData) result.data = view.data;
       }
@@ -209,7 +210,7 @@ export function decide(
       return refuse("forbidden", `Record id "${id}" is taken by a record outside your read scope, so it cannot be created; choose another id.`);
     }
     const write = newVersion(1, created, created, "push");
-    return { decision: { status: "applied", version: 1, own: write.digest }, subject: { data: created, deleted: false }, write };
+    return { decision: { status: "applied", version: 1, own: write.digest }, subject: { data: created, deleted: false, digest: write.digest }, write };
   }
 
   // ---- The record is in S's read scope: S sees its version, its projection to V, its writer and time.
@@ -267,7 +268,7 @@ export function decide(
   const isConflict = b !== server.version && !(b === null && server.deleted);
   if (!isConflict) {
     const write = newVersion(next, applied, serverLive ?? server.data, "push");
-    return { decision: { status: "applied", version: next, own }, subject: { data: write.data, deleted: write.deleted }, write };
+    return { decision: { status: "applied", version: next, own }, subject: { data: write.data, deleted: write.deleted, digest: write.digest }, write };
   }
 
   // ---- A conflict (claim 4, last case): settled by the policy's strategy, on S's views.
@@ -321,7 +322,7 @@ export function decide(
   }
 
   const write = written === undefined ? undefined : newVersion(next, written, serverLive ?? server.data, outcome === "merged" ? "merge" : "push");
-  const subject: Subject = write ? { data: write.data, deleted: write.deleted } : server;
+  const subject: Subject = write ? { data: write.data, deleted: write.deleted, digest: write.digest } : server;
   // "applied" when the result is the client's own copy as it sees it; otherwise it needs the data.
   // A result the client can no longer see (its own change moved the record out of its scope) is its own when its change won.
   const sameAsMine =

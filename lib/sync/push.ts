@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { rowsOf } from "../db/client";
 import { conflicts, pushReceipts, records, systems, type ConflictOutcome } from "../db/schema";
@@ -20,7 +20,7 @@ import {
   type PushResult,
   type PushStatus,
 } from "./protocol";
-import { retryWrites, writeVersions, type NewVersion } from "./versions";
+import { isWriteRace, lockRecords, retryWrites, versionWrites, type NewVersion, type VersionWriteResult } from "./versions";
 
 export interface PushInput {
   collection: string;
@@ -72,13 +72,7 @@ export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: Pus
     priorityOf: (system: string) => (system.startsWith("operator:") ? null : compiled.priority(system)),
   };
 
-  // Lost races run again on fresh state: a record created by another writer
-  // meanwhile (WriteRace), a deadlock, or two copies of one changeId pushed at
-  // once, where the loser then finds the winner's decision (ReceiptRace).
-  const { results, conflictOutcomes } = await retryWrites(
-    () => ctx.db.transaction((tx) => pushInTransaction(tx, settings, input.changes, checked)),
-    { retryAlso: (error) => error instanceof ReceiptRace },
-  );
+  const { results, conflictOutcomes } = await storePush(ctx.db, settings, input.changes, checked);
   await touchSystem(ctx.db, ctx.system);
   const byStatus = new Map<string, number>();
   for (const r of results) byStatus.set(r.status, (byStatus.get(r.status) ?? 0) + 1);
@@ -90,9 +84,52 @@ export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: Pus
   return { results };
 }
 
+/** Two copies of one changeId were pushed at once (to one collection): the loser runs again and finds the winner's decision. */
 class ReceiptRace extends Error {}
 
-/** What one push transaction answered, and the outcome of each conflict it logged. */
+const RECEIPT_KEY = "push_receipts_system_collection_change_id_pk";
+
+function isReceiptRace(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
+    if (current instanceof ReceiptRace) return true;
+    const e = current as { code?: unknown; constraint_name?: unknown; constraint?: unknown };
+    if (e.code === "23505" && (e.constraint_name ?? e.constraint) === RECEIPT_KEY) return true;
+    current = current.cause;
+  }
+  return false;
+}
+
+/**
+ * Decides and stores a push. First optimistically, in two round trips and no
+ * explicit transaction: one statement reads receipts, current versions and
+ * bases; the decisions are made here; one statement writes versions,
+ * history, conflict log, receipts and the notification. Nothing is locked:
+ * a concurrent write of one of the records makes the write statement fail
+ * on history's key (versions are unique), as does a concurrent copy of a
+ * changeId on the receipts' key, and the statement leaves nothing behind.
+ * Then (and always inside a caller's transaction, e.g. a bundle) the records
+ * are locked while deciding, so a push under contention waits instead of
+ * losing again; deadlocks and remaining races run again (retryWrites).
+ */
+async function storePush(db: Database, s: PushSettings, changes: readonly PushChange[], checked: readonly Checked[]): Promise<Pushed> {
+  const locked = () =>
+    retryWrites(() => db.transaction((tx) => pushOnce(tx, s, changes, checked, true)), { retryAlso: isReceiptRace });
+  if (isTransaction(db)) return locked();
+  try {
+    return await pushOnce(db, s, changes, checked, false);
+  } catch (error) {
+    if (!isWriteRace(error) && !isReceiptRace(error)) throw error;
+    return locked();
+  }
+}
+
+/** Whether `db` is a transaction (drizzle's transaction handle has rollback()). */
+function isTransaction(db: Database): boolean {
+  return typeof (db as { rollback?: unknown }).rollback === "function";
+}
+
+/** What one push answered, and the outcome of each conflict it logged. */
 interface Pushed {
   results: PushResult[];
   conflictOutcomes: ConflictOutcome[];
@@ -136,13 +173,11 @@ function checkChange(change: PushChange, i: number): Checked {
   return { unstorable, digest };
 }
 
-async function pushInTransaction(tx: Database, s: PushSettings, changes: readonly PushChange[], checked: readonly Checked[]): Promise<Pushed> {
+async function pushOnce(db: Database, s: PushSettings, changes: readonly PushChange[], checked: readonly Checked[], lock: boolean): Promise<Pushed> {
   const receivedAt = new Date();
-  const taken = await loadReceipts(tx, s, changes);
-
-  const fresh = changes.filter((c) => !taken.has(c.changeId));
-  const state = await loadState(tx, s.collection, [...new Set(fresh.map((c) => c.id))]);
-  const history = await loadBases(tx, s.collection, fresh, state);
+  // Locked first, then read: rows a locking read waited for would be newer than the rest of its snapshot.
+  if (lock) await lockRecords(db, s.collection, changes.map((c) => c.id));
+  const { taken, state, history } = await readForPush(db, s, changes);
   const baseOf = (id: string) => (version: number) => history.get(baseKey(id, version));
 
   const answers: { change: PushChange; decision: Decision; subject: Subject }[] = [];
@@ -196,89 +231,195 @@ async function pushInTransaction(tx: Database, s: PushSettings, changes: readonl
     }
   }
 
-  await writeVersions(tx, s.collection, versions);
-  if (logged.length > 0) await logConflicts(tx, s.system, logged);
-
-  if (receipts.length > 0) {
-    // One jsonb parameter for the whole batch (see writeVersions).
-    const rows = receipts.map((r) => ({ change_id: r.change.changeId, record_id: r.change.id, result: r.decision, change_digest: r.digest }));
-    const stored = rowsOf<{ change_id: string }>(
-      await tx.execute(sql`
-        insert into ${pushReceipts} (system, collection, change_id, record_id, result, change_digest)
-        select ${s.system}, ${s.collection}, x.change_id, x.record_id, x.result, x.change_digest
-        from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(change_id text, record_id text, result jsonb, change_digest text)
-        on conflict do nothing
-        returning change_id`),
-    );
-    if (stored.length !== receipts.length) throw new ReceiptRace("a changeId was stored concurrently");
-  }
-
+  await writePush(db, s, versions, logged, receipts);
   const results = answers.map((a) => render(s.readScope, a.change, a.decision, a.subject));
   return { results, conflictOutcomes: logged.map((l) => l.outcome.conflict?.outcome as ConflictOutcome) };
 }
 
 /**
- * Logs the conflicts of this push and numbers them in the pushing system's
- * own sequence (conflicts.client_ref): the number its results show as
- * `conflict.id`. The counter row is locked until the push commits, so the
- * numbers have no gaps or duplicates.
+ * One statement writes everything a push decided: the new versions (with
+ * history and the notification, versions.ts), the conflicts it logged,
+ * numbered in the pushing system's own sequence (conflicts.client_ref, the
+ * `conflict.id` its results show; the counter row stays locked until the
+ * statement commits, so the numbers have no gaps or duplicates), and the
+ * receipts of its decisions, each with its conflict's number.
  */
-async function logConflicts(tx: Database, system: string, logged: { outcome: Outcome; decision: Decision }[]): Promise<void> {
-  const [counter] = await tx
-    .insert(systems)
-    .values({ name: system, conflictRefs: logged.length })
-    .onConflictDoUpdate({ target: systems.name, set: { conflictRefs: sql`${systems.conflictRefs} + ${logged.length}` } })
-    .returning({ last: systems.conflictRefs });
-  const first = Number(counter?.last) - logged.length + 1;
-  await tx.insert(conflicts).values(
-    logged.map(({ outcome, decision }, i) => {
-      if (decision.conflict) decision.conflict.id = first + i;
-      return { ...(outcome.conflict as typeof conflicts.$inferInsert), clientRef: first + i };
-    }),
+async function writePush(
+  db: Database,
+  s: PushSettings,
+  versions: readonly NewVersion[],
+  logged: readonly { outcome: Outcome; decision: Decision }[],
+  receipts: readonly { change: PushChange; digest: string | null; decision: Decision }[],
+): Promise<void> {
+  const ctes: SQL[] = [];
+  const columns: SQL[] = [sql`1 as one`];
+  const w = versions.length > 0 ? versionWrites(s.collection, versions) : null;
+  if (w) {
+    ctes.push(w.ctes);
+    columns.push(w.columns);
+  }
+  const n = logged.length;
+  if (n > 0) {
+    const rows = logged.map(({ outcome }, i) => {
+      const c = outcome.conflict as typeof conflicts.$inferInsert;
+      return {
+        ord: i + 1,
+        collection: c.collection,
+        record_id: c.recordId,
+        client_system: c.clientSystem,
+        server_system: c.serverSystem,
+        change_id: c.changeId,
+        base_version: c.baseVersion ?? null,
+        base_data: c.baseData ?? null,
+        server_version: c.serverVersion,
+        server_data: c.serverData ?? null,
+        server_deleted: c.serverDeleted ?? false,
+        client_change: c.clientChange,
+        client_data: c.clientData ?? null,
+        strategy: c.strategy,
+        outcome: c.outcome,
+        details: c.details ?? null,
+        result_version: c.resultVersion ?? null,
+      };
+    });
+    ctes.push(sql`
+      c_counter as (
+        insert into ${systems} (name, conflict_refs) values (${s.system}, ${n})
+        on conflict (name) do update set conflict_refs = ${systems.conflictRefs} + ${n}
+        returning conflict_refs as last
+      ),
+      c_logged as (
+        insert into ${conflicts} (collection, record_id, client_system, client_ref, server_system, change_id, base_version, base_data,
+          server_version, server_data, server_deleted, client_change, client_data, strategy, outcome, details, result_version)
+        select c.collection, c.record_id, c.client_system, (select last from c_counter) - ${n} + c.ord, c.server_system, c.change_id,
+          c.base_version, c.base_data, c.server_version, c.server_data, c.server_deleted, c.client_change, c.client_data, c.strategy,
+          c.outcome, c.details, c.result_version
+        from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as c(ord integer, collection text, record_id text, client_system text,
+          server_system text, change_id text, base_version integer, base_data jsonb, server_version integer, server_data jsonb,
+          server_deleted boolean, client_change jsonb, client_data jsonb, strategy text, outcome text, details jsonb, result_version integer)
+        returning 1
+      )`);
+    columns.push(sql`(select last from c_counter) as conflict_last, (select count(*) from c_logged) as conflicts_logged`);
+  }
+  if (receipts.length > 0) {
+    const ordOf = new Map(logged.map((l, i) => [l.decision, i + 1]));
+    // One jsonb parameter for the whole batch; a receipt's conflict gets its number from the counter above.
+    const rows = receipts.map((r) => ({
+      change_id: r.change.changeId,
+      record_id: r.change.id,
+      result: r.decision,
+      change_digest: r.digest,
+      conflict_ord: ordOf.get(r.decision) ?? null,
+    }));
+    const numbered = n > 0 ? sql`(select last from c_counter) - ${n} + x.conflict_ord` : sql`0`;
+    // A plain insert: a concurrent copy of a changeId fails on the key, and the whole statement with it.
+    ctes.push(sql`
+      r_kept as (
+        insert into ${pushReceipts} (system, collection, change_id, record_id, result, change_digest)
+        select ${s.system}, ${s.collection}, x.change_id, x.record_id,
+          case when x.conflict_ord is null then x.result else jsonb_set(x.result, '{conflict,id}', to_jsonb(${numbered})) end,
+          x.change_digest
+        from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(change_id text, record_id text, result jsonb, change_digest text, conflict_ord integer)
+        returning 1
+      )`);
+    columns.push(sql`(select count(*) from r_kept) as receipts_kept`);
+  }
+  if (ctes.length === 0) return;
+  const [result] = rowsOf<VersionWriteResult & { conflict_last?: string | number }>(
+    await db.execute(sql`with ${sql.join(ctes, sql`, `)} select ${sql.join(columns, sql`, `)}`),
   );
+  w?.positions(result);
+  if (n > 0) {
+    const first = Number(result?.conflict_last) - n + 1;
+    logged.forEach(({ decision }, i) => {
+      if (decision.conflict) decision.conflict.id = first + i;
+    });
+  }
+}
+
+/** Everything a push decides on, read in one statement. */
+interface PushState {
+  /** Decisions already taken for this request's changeIds in this collection. */
+  taken: Map<string, Taken>;
+  /** The current version of each record the request names. */
+  state: Map<string, StoredVersion>;
+  /** History rows for the base versions of changes based on an older version than the server's. */
+  history: Bases;
 }
 
 /**
- * The decisions already taken for this request's changeIds in this
- * collection, with the version each one speaks of, read back from history so
- * the answer is rendered under today's policy (push-decide.ts render).
+ * Reads, in one statement: the receipts of this request's changeIds in this
+ * collection, with the version each one speaks of (read back from history so
+ * the answer is rendered under today's policy, push-decide.ts render); the
+ * current versions of the records it names; and the history rows of older base versions. Lateral lookups are one
+ * primary-key probe each: a plain join could hash whole tables.
  */
-async function loadReceipts(tx: Database, s: PushSettings, changes: readonly PushChange[]): Promise<Map<string, Taken>> {
-  const taken = new Map<string, Taken>();
+async function readForPush(db: Database, s: PushSettings, changes: readonly PushChange[]): Promise<PushState> {
   const changeIds = [...new Set(changes.map((c) => c.changeId))];
-  if (changeIds.length === 0) return taken;
-  const rows = rowsOf<{
+  const ids = [...new Set(changes.map((c) => c.id))];
+  const bases = changes.filter((c) => c.baseVersion !== null).map((c) => ({ id: c.id, version: c.baseVersion }));
+  const [row] = rowsOf<{ receipts: string; state: string; bases: string }>(
+    await db.execute(sql`
+      select
+        (select coalesce(json_agg(t), '[]')::text from (
+          select r.change_id, r.record_id, r.result, r.change_digest, h.data, h.deleted
+          from jsonb_array_elements_text(${JSON.stringify(changeIds)}::jsonb) as c(change_id)
+          join lateral (
+            select * from ${pushReceipts} p
+            where p.system = ${s.system} and p.collection = ${s.collection} and p.change_id = c.change_id
+          ) r on true
+          left join lateral (
+            select hh.data, hh.deleted from record_history hh
+            where hh.collection = r.collection and hh.id = r.record_id and hh.version = (r.result->>'version')::integer
+          ) h on true) t) as receipts,
+        (select coalesce(json_agg(t), '[]')::text from (
+          select r.id, r.version, r.data, r.deleted, r.digest, r.updated_by, r.modified_at
+          from ${records} r
+          where r.collection = ${s.collection} and r.id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))
+          ) t) as state,
+        (select coalesce(json_agg(t), '[]')::text from (
+          select h.id, h.version, h.data, h.deleted, h.digest, h.written_by as updated_by, h.modified_at
+          from jsonb_to_recordset(${JSON.stringify(bases)}::jsonb) as b(id text, version integer)
+          join ${records} r on r.collection = ${s.collection} and r.id = b.id and b.version < r.version
+          join record_history h on h.collection = ${s.collection} and h.id = b.id and h.version = b.version) t) as bases`),
+  );
+  interface Stored {
+    id: string;
+    version: number;
+    data: JsonObject;
+    deleted: boolean;
+    digest: string;
+    updated_by: string;
+    modified_at: string;
+  }
+  const stored = (r: Stored): StoredVersion => ({
+    version: Number(r.version),
+    data: r.data,
+    deleted: r.deleted,
+    digest: r.digest,
+    updatedBy: r.updated_by,
+    modifiedAt: new Date(r.modified_at),
+  });
+  const taken = new Map<string, Taken>();
+  const receipts = JSON.parse(row?.receipts ?? "[]") as {
     change_id: string;
     record_id: string;
-    result: JsonObject | string;
+    result: JsonObject;
     change_digest: string | null;
-    data: JsonObject | string | null;
+    data: JsonObject | null;
     deleted: boolean | null;
-  }>(
-    // Lateral lookups, one primary-key probe each: a plain join could hash the whole receipts or history table.
-    await tx.execute(sql`
-      select r.change_id, r.record_id, r.result, r.change_digest, h.data, h.deleted
-      from jsonb_array_elements_text(${JSON.stringify(changeIds)}::jsonb) as c(change_id)
-      join lateral (
-        select * from ${pushReceipts} p
-        where p.system = ${s.system} and p.collection = ${s.collection} and p.change_id = c.change_id
-      ) r on true
-      left join lateral (
-        select hh.data, hh.deleted from record_history hh
-        where hh.collection = r.collection and hh.id = r.record_id and hh.version = (r.result->>'version')::integer
-      ) h on true`),
-  );
-  for (const row of rows) {
-    const data = typeof row.data === "string" ? (JSON.parse(row.data) as JsonObject) : row.data;
-    const stored = typeof row.result === "string" ? (JSON.parse(row.result) as JsonObject) : row.result;
-    taken.set(row.change_id, {
-      recordId: row.record_id,
-      changeDigest: row.change_digest,
-      decision: decisionOf(stored),
-      subject: data === null ? null : { data, deleted: row.deleted === true },
+  }[];
+  for (const r of receipts) {
+    taken.set(r.change_id, {
+      recordId: r.record_id,
+      changeDigest: r.change_digest,
+      decision: decisionOf(r.result),
+      subject: r.data === null ? null : { data: r.data, deleted: r.deleted === true },
     });
   }
-  return taken;
+  const state = new Map((JSON.parse(row?.state ?? "[]") as Stored[]).map((r) => [r.id, stored(r)]));
+  const history: Bases = new Map((JSON.parse(row?.bases ?? "[]") as Stored[]).map((r) => [baseKey(r.id, Number(r.version)), stored(r)]));
+  return { taken, state, history };
 }
 
 /**
@@ -299,82 +440,10 @@ export function decisionOf(stored: JsonObject): Decision {
   return decision;
 }
 
-/** A list of strings as one jsonb parameter, usable as `x in (…)` (one bound value however long the list). */
-function jsonList(values: readonly string[]) {
-  return sql`select jsonb_array_elements_text(${JSON.stringify(values)}::jsonb)`;
-}
-
-/** The current versions of these records, locked until the transaction ends (in id order: see lockRecords). */
-async function loadState(tx: Database, collection: string, ids: string[]): Promise<Map<string, StoredVersion>> {
-  const state = new Map<string, StoredVersion>();
-  if (ids.length === 0) return state;
-  const rows = await tx
-    .select({
-      id: records.id,
-      version: records.version,
-      data: records.data,
-      deleted: records.deleted,
-      digest: records.digest,
-      updatedBy: records.updatedBy,
-      modifiedAt: records.modifiedAt,
-    })
-    .from(records)
-    .where(sql`${records.collection} = ${collection} and ${records.id} in (${jsonList(ids)})`)
-    .orderBy(records.id)
-    .for("update");
-  for (const r of rows) state.set(r.id, r);
-  return state;
-}
-
 type Bases = Map<string, StoredVersion>;
 
 function baseKey(id: string, version: number): string {
   return `${version}\u0000${id}`;
-}
-
-/** History rows for the base versions of changes based on an older version than the server's. */
-async function loadBases(
-  tx: Database,
-  collection: string,
-  changes: readonly PushChange[],
-  state: Map<string, StoredVersion>,
-): Promise<Bases> {
-  const wanted = new Map<string, { id: string; version: number }>();
-  for (const c of changes) {
-    const current = state.get(c.id);
-    if (c.baseVersion !== null && current && c.baseVersion < current.version) {
-      wanted.set(baseKey(c.id, c.baseVersion), { id: c.id, version: c.baseVersion });
-    }
-  }
-  const bases: Bases = new Map();
-  if (wanted.size === 0) return bases;
-  const pairs = [...wanted.values()].map((w) => sql`(${w.id}, ${w.version}::integer)`);
-  const rows = rowsOf<{
-    id: string;
-    version: number;
-    data: JsonObject | string;
-    deleted: boolean;
-    digest: string;
-    written_by: string;
-    modified_at: Date | string;
-  }>(
-    await tx.execute(
-      sql`select id, version, data, deleted, digest, written_by, modified_at from record_history
-          where collection = ${collection} and (id, version) in (${sql.join(pairs, sql`, `)})`,
-    ),
-  );
-  for (const r of rows) {
-    const data = typeof r.data === "string" ? (JSON.parse(r.data) as JsonObject) : r.data;
-    bases.set(baseKey(r.id, Number(r.version)), {
-      version: Number(r.version),
-      data,
-      deleted: r.deleted,
-      digest: r.digest,
-      updatedBy: r.written_by,
-      modifiedAt: new Date(r.modified_at),
-    });
-  }
-  return bases;
 }
 
 const touched = new WeakMap<Database, Map<string, number>>();

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { rowsOf } from "../db/client";
 import { records, recordHistory, type RecordOrigin } from "../db/schema";
@@ -70,6 +70,37 @@ export async function lockRecords(tx: Database, collection: string, ids: readonl
  */
 export async function writeVersions(tx: Database, collection: string, versions: readonly NewVersion[]): Promise<Position[]> {
   if (versions.length === 0) return [];
+  const w = versionWrites(collection, versions);
+  const [result] = rowsOf<VersionWriteResult>(await tx.execute(sql`with ${w.ctes} select ${w.columns}`));
+  return w.positions(result);
+}
+
+/** What the columns of versionWrites() answer. */
+export interface VersionWriteResult {
+  written: string | number;
+  xid: string;
+  seqs: string;
+}
+
+/**
+ * The SQL that stores versions of records of one collection, as common table
+ * expressions (`ctes`, to follow WITH) and output columns (`columns`, for the
+ * final SELECT), so a caller can write more in the same statement (a push
+ * adds its conflict log and receipts). One statement, one round trip: draw
+ * the change numbers (in order) and the position xid, move each record to its
+ * last version, append every version to history, and notify on commit.
+ *
+ * Concurrency: the version a record moves to is unique in history, so two
+ * writers that decided on the same current version collide on history's
+ * primary key and the second one fails (a unique violation that isWriteRace
+ * recognises) — whether or not the records were locked first. `positions()`
+ * reads the answer, and throws WriteRace if fewer records than expected were
+ * written (which the key already prevents).
+ */
+export function versionWrites(
+  collection: string,
+  versions: readonly NewVersion[],
+): { ctes: SQL; columns: SQL; positions(result: VersionWriteResult | undefined): Position[] } {
   // Each record's last version in this batch replaces the version before its
   // first one (0: none), which must still be the current one.
   const first = new Map<string, number>();
@@ -96,29 +127,20 @@ export async function writeVersions(tx: Database, collection: string, versions: 
     modified_at: v.modifiedAt.toISOString(),
   }));
   const now = new Date().toISOString();
-
-  // One statement, one round trip: draw the change numbers (in order) and the
-  // position xid, move each record to its last version, append every version
-  // to history, and notify on commit. Existing records are locked by the
-  // caller, so their update always finds the version it replaces. A record
-  // created meanwhile by another writer makes the insert do nothing (after
-  // waiting for that writer's commit), and its history row collide with the
-  // other writer's: either way this write is a WriteRace.
-  const [result] = rowsOf<{ written: string | number; xid: string; seqs: string }>(
-    await tx.execute(sql`
-      with x as (
+  const ctes = sql`
+      vx as (
         select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(
           ord integer, id text, version integer, latest boolean, prior integer, data jsonb, digest text, deleted boolean,
           origin text, change_id text, written_by text, modified_at timestamptz)
       ),
-      s as (select g as ord, nextval('change_seq') as seq from generate_series(1, ${rows.length}) g),
-      p as (
+      vs as (select g as ord, nextval('change_seq') as seq from generate_series(1, ${rows.length}) g),
+      vp as (
         select greatest(pg_current_xact_id(), coalesce(max(r.xid), '0'::xid8)) as xid
         from ${records} r
-        where r.collection = ${collection} and r.id in (select id from x)
+        where r.collection = ${collection} and r.id in (select id from vx)
       ),
-      v as (select x.*, s.seq, p.xid from x join s using (ord) cross join p),
-      updated as (
+      v as (select vx.*, vs.seq, vp.xid from vx join vs using (ord) cross join vp),
+      v_updated as (
         update ${records} r set
           data = v.data, version = v.version, digest = v.digest, deleted = v.deleted, seq = v.seq, xid = v.xid,
           updated_by = v.written_by, updated_at = ${now}::timestamptz, modified_at = v.modified_at
@@ -126,7 +148,7 @@ export async function writeVersions(tx: Database, collection: string, versions: 
         where v.latest and v.prior > 0 and r.collection = ${collection} and r.id = v.id and r.version = v.prior
         returning r.id
       ),
-      created as (
+      v_created as (
         insert into ${records} (collection, id, data, version, digest, deleted, seq, xid, updated_by, updated_at, modified_at)
         select ${collection}, v.id, v.data, v.version, v.digest, v.deleted, v.seq, v.xid, v.written_by, ${now}::timestamptz, v.modified_at
         from v where v.latest and v.prior = 0
@@ -134,21 +156,27 @@ export async function writeVersions(tx: Database, collection: string, versions: 
         on conflict (collection, id) do nothing
         returning id
       ),
-      kept as (
+      v_kept as (
         insert into ${recordHistory} (collection, id, version, data, digest, deleted, seq, xid, origin, change_id, written_by, written_at, modified_at)
         select ${collection}, v.id, v.version, v.data, v.digest, v.deleted, v.seq, v.xid, v.origin, v.change_id, v.written_by, ${now}::timestamptz, v.modified_at
         from v
         returning 1
-      )
-      select (select count(*) from updated) + (select count(*) from created) + 0 * (select count(*) from kept) as written,
-        (select xid::text from p) as xid,
-        (select json_agg(seq order by ord) from s)::text as seqs,
-        pg_notify(${CHANGES_CHANNEL}, json_build_object(
-          'c', ${collection}::text, 'from', (select min(seq) from s), 'to', (select max(seq) from s), 'x', (select xid::text from p))::text)`),
-  );
-  if (Number(result?.written) !== last.size) throw new WriteRace(collection, [...last.keys()]);
-  const xid = BigInt(result?.xid ?? "0");
-  return (JSON.parse(result?.seqs ?? "[]") as number[]).map((seq) => ({ xid, seq: Number(seq) }));
+      )`;
+  const columns = sql`
+      (select count(*) from v_updated) + (select count(*) from v_created) + 0 * (select count(*) from v_kept) as written,
+      (select xid::text from vp) as xid,
+      (select json_agg(seq order by ord) from vs)::text as seqs,
+      pg_notify(${CHANGES_CHANNEL}, json_build_object(
+        'c', ${collection}::text, 'from', (select min(seq) from vs), 'to', (select max(seq) from vs), 'x', (select xid::text from vp))::text) as notified`;
+  return {
+    ctes,
+    columns,
+    positions(result) {
+      if (Number(result?.written) !== last.size) throw new WriteRace(collection, [...last.keys()]);
+      const xid = BigInt(result?.xid ?? "0");
+      return (JSON.parse(result?.seqs ?? "[]") as number[]).map((seq) => ({ xid, seq: Number(seq) }));
+    },
+  };
 }
 
 /** SQLSTATEs after which a writing transaction may simply run again: deadlock_detected, serialization_failure. */
