@@ -124,7 +124,8 @@ export function parseAcceptEncoding(header: string): Map<string, number> {
  * The coding for an answer of `size` bytes, or null to send it as it is.
  * No Accept-Encoding (or an empty one): as it is. Otherwise the coding with
  * the highest q the client gave (ties: the hub's order, CODINGS), unless the
- * client likes `identity` better or the body is under MIN_COMPRESS_BYTES.
+ * client names `identity` with a higher q or the body is under
+ * MIN_COMPRESS_BYTES.
  * A client that refuses `identity` (`identity;q=0`, or `*;q=0` without
  * naming it) gets a compressed answer whatever its size; one that accepts
  * nothing the hub speaks gets the body as it is (an answer it can read is
@@ -144,9 +145,10 @@ export function chooseCoding(acceptEncoding: string | null, size: number): Conte
     }
   }
   if (best === null) return null;
-  const identityQ = prefs.get("identity") ?? (star === 0 ? 0 : 1);
-  if (identityQ === 0) return best;
-  if (size < MIN_COMPRESS_BYTES || identityQ > bestQ) return null;
+  const identity = prefs.get("identity");
+  if (identity === 0 || (identity === undefined && star === 0)) return best;
+  // Unnamed, identity is acceptable but not preferred: `br;q=0.2` still asks for brotli.
+  if (size < MIN_COMPRESS_BYTES || (identity !== undefined && identity > bestQ)) return null;
   return best;
 }
 

@@ -23,10 +23,16 @@ export function inProcessFetch(): FetchLike {
     const request = new Request(input, init);
     const url = new URL(request.url);
     if (url.origin !== HUB_URL) throw new TypeError(`fetch failed: in-process hub only serves ${HUB_URL}, not ${url.origin}`);
-    const route = resolve(request.method, url.pathname);
-    if (!route) return Response.json({ error: { code: "not_found", message: `no route ${request.method} ${url.pathname}` } }, { status: 404 });
-    return decoded(await route.handler(request, { params: Promise.resolve(route.params) }));
+    return decoded(await hubAnswer(request));
   };
+}
+
+/** The sync route's answer to a request, as the hub sends it (compressed if it was asked to). */
+export async function hubAnswer(request: Request): Promise<Response> {
+  const url = new URL(request.url);
+  const route = resolve(request.method, url.pathname);
+  if (!route) return Response.json({ error: { code: "not_found", message: `no route ${request.method} ${url.pathname}` } }, { status: 404 });
+  return route.handler(request, { params: Promise.resolve(route.params) });
 }
 
 /** The answer as `fetch` hands it over: its body decoded, its headers as sent. */
