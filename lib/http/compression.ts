@@ -1,3 +1,4 @@
+import { ServerResponse } from "node:http";
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
@@ -33,6 +34,15 @@ import { log } from "../log";
  * still shrinks a pull page 6×, breaking even only on links above ~2 Gbit/s).
  * Compression runs on libuv's pool (the async zlib calls), so the event loop
  * keeps serving while a page is compressed.
+ *
+ * Next.js 16 drops Content-Encoding and Content-Length from every route
+ * handler's Response (next/dist/server/send-response.js, FORBIDDEN_HEADERS: a
+ * body fetched from elsewhere may have been decoded on the way). So the hub
+ * also sends them as X-Concord-Content-Encoding and -Length, and
+ * `installEncodingHeaders` (called from instrumentation.ts) puts them back
+ * under their own names just before the head is written; clients never see
+ * the X- names. The same hook drops the Vary entries Next.js adds for its
+ * pages' client router from these answers.
  */
 
 export type ContentCoding = "br" | "zstd" | "gzip";
@@ -164,6 +174,55 @@ function addVary(headers: Headers, name: string): void {
   else if (!vary.split(",").some((v) => v.trim().toLowerCase() === name.toLowerCase() || v.trim() === "*")) headers.set("vary", `${vary}, ${name}`);
 }
 
+/** Content-Encoding and Content-Length under names Next.js passes on (see the top of this file). */
+export const ENCODING_PASS_HEADER = "x-concord-content-encoding";
+export const LENGTH_PASS_HEADER = "x-concord-content-length";
+
+const installed = Symbol.for("concord.encodingHeaders");
+
+/** What Next.js puts in Vary for its pages' client router; meaningless on a JSON answer. */
+const NEXT_PAGE_VARY = new Set(["rsc", "next-router-state-tree", "next-router-prefetch", "next-router-segment-prefetch", "next-url"]);
+
+/**
+ * Makes this process's HTTP responses send ENCODING_PASS_HEADER and
+ * LENGTH_PASS_HEADER as Content-Encoding and Content-Length: every head is
+ * written by ServerResponse.writeHead (Node calls it for an implicit head
+ * too), after Next.js has copied the route's headers. Called once from
+ * instrumentation.ts; calling it again does nothing.
+ */
+export function installEncodingHeaders(): void {
+  const prototype = ServerResponse.prototype as ServerResponse & { [installed]?: true };
+  if (prototype[installed]) return;
+  const writeHead = prototype.writeHead;
+  prototype.writeHead = function restoreEncodingHeaders(this: ServerResponse, ...args: unknown[]) {
+    const coding = this.getHeader(ENCODING_PASS_HEADER);
+    const length = this.getHeader(LENGTH_PASS_HEADER);
+    if (coding !== undefined || length !== undefined) {
+      this.removeHeader(ENCODING_PASS_HEADER);
+      this.removeHeader(LENGTH_PASS_HEADER);
+      // Only onto a head Next.js left without framing of its own.
+      if (!this.hasHeader("content-encoding") && !this.hasHeader("content-length") && !this.hasHeader("transfer-encoding")) {
+        if (coding !== undefined) this.setHeader("content-encoding", coding);
+        if (length !== undefined) this.setHeader("content-length", length);
+      }
+      // A JSON answer does not vary by the headers of Next.js's page router (`rsc`, `next-router-*`):
+      // ~100 bytes on every answer, a tenth of a no-op sync.
+      const vary = this.getHeader("vary");
+      if (vary !== undefined) {
+        const kept = [vary]
+          .flat()
+          .flatMap((v) => String(v).split(","))
+          .map((v) => v.trim())
+          .filter((v) => v !== "" && !NEXT_PAGE_VARY.has(v.toLowerCase()));
+        if (kept.length > 0) this.setHeader("vary", [...new Set(kept)].join(", "));
+        else this.removeHeader("vary");
+      }
+    }
+    return Reflect.apply(writeHead, this, args) as ServerResponse;
+  } as typeof writeHead;
+  prototype[installed] = true;
+}
+
 /**
  * A JSON answer in the coding the request asks for (`chooseCoding`), with
  * `Content-Encoding`, `Vary: Accept-Encoding` and the Content-Length of the
@@ -188,12 +247,14 @@ export async function encodeResponse(request: Request, response: Response): Prom
       if (compressed.byteLength < bytes.byteLength || chooseCoding(acceptEncoding, 0) !== null) {
         body = compressed;
         headers.set("content-encoding", coding);
+        headers.set(ENCODING_PASS_HEADER, coding);
       }
     } catch (error) {
       log.warn(`could not ${coding}-compress an answer of ${bytes.byteLength} bytes; sent it uncompressed (${error instanceof Error ? error.message : String(error)})`);
     }
   }
   headers.set("content-length", String(body.byteLength));
+  headers.set(LENGTH_PASS_HEADER, String(body.byteLength));
   // zlib's Buffers are backed by plain ArrayBuffers (never shared), which is all a Response needs.
   return new Response(body as Uint8Array<ArrayBuffer>, { status: response.status, statusText: response.statusText, headers });
 }

@@ -1,5 +1,16 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import zlib from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { chooseCoding, MIN_COMPRESS_BYTES, parseAcceptEncoding, requestCoding } from "@/lib/http/compression";
+import {
+  chooseCoding,
+  ENCODING_PASS_HEADER,
+  installEncodingHeaders,
+  LENGTH_PASS_HEADER,
+  MIN_COMPRESS_BYTES,
+  parseAcceptEncoding,
+  requestCoding,
+} from "@/lib/http/compression";
 import { ServiceError } from "@/lib/errors";
 
 const BIG = MIN_COMPRESS_BYTES;
@@ -69,5 +80,57 @@ describe("requestCoding", () => {
       expect(error, header).toBeInstanceOf(ServiceError);
       expect((error as ServiceError).code).toBe("unsupported_encoding");
     }
+  });
+});
+
+describe("installEncodingHeaders", () => {
+  /** A server that writes its head as Next.js's sendResponse does (appendHeader, then the body); the raw head as a client reads it. */
+  async function head(write: (res: http.ServerResponse) => void): Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }> {
+    installEncodingHeaders();
+    installEncodingHeaders(); // twice does nothing
+    const server = http.createServer((_req, res) => write(res));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      return await new Promise((resolve, reject) => {
+        http
+          .get(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (c: Buffer) => chunks.push(c));
+            res.on("end", () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+          })
+          .on("error", reject);
+      });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }
+
+  it("sends the pass-through headers as Content-Encoding and Content-Length and drops Next's page-router Vary", async () => {
+    const body = zlib.gzipSync('{"ok":true}');
+    const got = await head((res) => {
+      res.appendHeader("vary", "rsc, next-router-state-tree, next-router-prefetch, next-router-segment-prefetch");
+      res.appendHeader("vary", "Accept-Encoding");
+      res.appendHeader("content-type", "application/json");
+      res.appendHeader(ENCODING_PASS_HEADER, "gzip");
+      res.appendHeader(LENGTH_PASS_HEADER, String(body.byteLength));
+      res.write(body);
+      res.end();
+    });
+    expect(got.headers["content-encoding"]).toBe("gzip");
+    expect(got.headers["content-length"]).toBe(String(body.byteLength));
+    expect(got.headers["transfer-encoding"]).toBeUndefined();
+    expect(got.headers.vary).toBe("Accept-Encoding");
+    expect(got.headers[ENCODING_PASS_HEADER]).toBeUndefined();
+    expect(got.headers[LENGTH_PASS_HEADER]).toBeUndefined();
+    expect(zlib.gunzipSync(got.body).toString()).toBe('{"ok":true}');
+  });
+
+  it("leaves other answers alone", async () => {
+    const got = await head((res) => {
+      res.appendHeader("vary", "rsc, next-router-state-tree");
+      res.end("<html></html>");
+    });
+    expect(got.headers.vary).toBe("rsc, next-router-state-tree");
+    expect(got.headers["content-encoding"]).toBeUndefined();
   });
 });
