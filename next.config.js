@@ -5,11 +5,15 @@ const nextConfig = {
   // server, never bundled (a bundled copy answers 500 or leaks into browser assets).
   serverExternalPackages: ["@electric-sql/pglite"],
   poweredByHeader: false,
-  // Gzip in the hub's own process costs more CPU than a sync payload is worth
-  // on a small machine (pull of 100,000 records: 39,000/s with it, 55,000/s
-  // without). Put a compressing reverse proxy in front, or set
-  // CONCORD_COMPRESS=1 when clients are on slow links and the hub has CPU to spare.
-  compress: process.env.CONCORD_COMPRESS === "1",
+  // Never Next's own gzip: it compressed every answer at level 6 on the main
+  // thread and cost 30 % of pull throughput on a small machine (pull of 100,000
+  // records: 39,000/s with it, 55,000/s without), and it would buffer event
+  // streams. The sync and admin APIs compress their JSON answers themselves,
+  // negotiated per answer with levels chosen by measurement (brotli or gzip,
+  // off the event loop; lib/http/compression.ts, CONCORD_COMPRESS). Pages and
+  // static files go uncompressed; put a compressing reverse proxy in front if
+  // operators sit on slow links.
+  compress: false,
   reactStrictMode: true,
   // Security headers on every response, static files included. Pages also get
   // a Content-Security-Policy with a per-request nonce from proxy.ts

@@ -6,6 +6,7 @@
  *   npm run bench                       both engines, 100,000 and 1,000,000 records
  *   npm run bench -- --engine postgres  one engine
  *   npm run bench -- --records 20000 --large 100000   smaller sizes
+ *   npm run bench -- --encoding br      answers compressed (default identity; see bench/compression.ts)
  *
  * Writes bench/results.json and prints a table. Records are about 200 bytes.
  */
@@ -21,8 +22,12 @@ const { values } = parseArgs({
     large: { type: "string", default: "1000000" },
     rounds: { type: "string", default: "20" },
     port: { type: "string", default: "3217" },
+    // What the client asks for (Accept-Encoding); identity keeps the figures comparable with earlier runs.
+    // bench/compression.ts compares the codings.
+    encoding: { type: "string", default: "identity" },
   },
 });
+const ENCODING = values.encoding ?? "identity";
 const ENGINES = values.engine === "both" ? ["postgres", "pglite"] : [values.engine ?? ""];
 for (const e of ENGINES) if (e !== "postgres" && e !== "pglite") throw new Error("--engine must be postgres, pglite or both");
 const N = positive(values.records, "--records");
@@ -72,7 +77,7 @@ interface Wire {
 /** One HTTP exchange, counting bytes of request and response (bodies and headers). */
 async function http(method: string, url: string, token: string, body?: unknown): Promise<Wire> {
   const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
-  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+  const headers: Record<string, string> = { authorization: `Bearer ${token}`, "accept-encoding": ENCODING };
   if (payload !== undefined) headers["content-type"] = "application/json";
   const started = performance.now();
   const res = await fetch(url, { method, headers, body: payload });
@@ -83,7 +88,9 @@ async function http(method: string, url: string, token: string, body?: unknown):
   res.headers.forEach((v, k) => {
     headerBytes += k.length + v.length + 4;
   });
-  const bytes = headerBytes + Buffer.byteLength(payload ?? "") + Buffer.byteLength(text);
+  // fetch hands over the decoded body; a compressed answer's bytes on the wire are its Content-Length.
+  const answerBytes = res.headers.has("content-encoding") ? Number(res.headers.get("content-length")) : Buffer.byteLength(text);
+  const bytes = headerBytes + Buffer.byteLength(payload ?? "") + answerBytes;
   if (!res.ok) throw new Error(`${method} ${url} answered ${res.status}: ${text.slice(0, 300)}`);
   return { bytes, ms, body: text ? JSON.parse(text) : null, status: res.status };
 }

@@ -58,6 +58,20 @@ const envSchema = z.object({
       .transform((n) => n ?? 0),
   ),
   /**
+   * 1 (the default): the hub compresses its JSON answers (brotli or gzip) for
+   * clients that ask (lib/http/compression.ts). 0: never (a compressing
+   * reverse proxy stands in front). Compressed request bodies are read either way.
+   */
+  CONCORD_COMPRESS: z.preprocess(
+    (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+    z
+      .string()
+      .trim()
+      .regex(/^[01]$/, "CONCORD_COMPRESS must be 1 (compress JSON answers for clients that ask) or 0 (never)")
+      .optional()
+      .transform((v) => v !== "0"),
+  ),
+  /**
    * The address operators type in the browser (scheme, host and port), when
    * the hub sits behind a proxy that changes them. Console writes must come
    * from this origin.

@@ -11,6 +11,7 @@ export const ERROR_CODES = [
   "not_found",
   "conflict",
   "payload_too_large",
+  "unsupported_encoding",
   "policy_invalid",
   "resync_required",
   "rate_limited",

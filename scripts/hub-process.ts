@@ -44,6 +44,8 @@ export interface HubProcess {
   engine: Engine;
   /** The fresh Postgres database (engine postgres). */
   databaseUrl?: string;
+  /** The process group of `next start` and the server it runs (benchmarks read its CPU time). */
+  processGroup?: number;
   /** What the hub printed so far. */
   log(): string;
   stop(): Promise<void>;
@@ -143,5 +145,5 @@ export async function startHubProcess(options: HubProcessOptions): Promise<HubPr
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { base, adminToken, engine, databaseUrl, log: () => log, stop };
+  return { base, adminToken, engine, databaseUrl, processGroup: child.pid, log: () => log, stop };
 }

@@ -26,6 +26,8 @@ export interface TransportOptions {
 /** protocol.md's routes as typed calls. Knows HTTP; knows nothing of stores or sync rules. */
 export class Transport {
   private readonly root: string;
+  /** The hub's last answer said it reads gzip request bodies (see `send`). */
+  private hubReadsGzip = false;
 
   constructor(private readonly options: TransportOptions) {
     this.root = options.baseUrl.replace(/\/+$/, "") + API_BASE;
@@ -82,19 +84,43 @@ export class Transport {
    * closed) is sent once more at once: every call here is idempotent (GETs,
    * and pushes by changeId). The event stream is not: its loop has its own
    * backoff. A refused connection or an unknown host is not retried.
+   *
+   * JSON answers are asked for compressed (`Accept-Encoding: br, gzip`; Node's
+   * fetch decodes them); the event stream uncompressed, so that no proxy
+   * holds events back to fill a compression block. A body of 1 KiB or more
+   * is sent gzip-compressed once the hub has said it reads gzip bodies
+   * (`Accept-Encoding` on its answers, RFC 7694); should a compressed body be
+   * refused with 400 or 415 (an older hub behind the same address), it is
+   * sent again uncompressed at once.
    */
   private async send(method: string, path: string, body: unknown, signal?: AbortSignal, accept = "application/json"): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.options.apiKey}`, accept };
+    const events = accept === "text/event-stream";
+    const headers: Record<string, string> = { authorization: `Bearer ${this.options.apiKey}`, accept, "accept-encoding": events ? "identity" : ACCEPT_ENCODING };
     if (body !== undefined) headers["content-type"] = "application/json";
     const text = body === undefined ? undefined : JSON.stringify(body);
-    const attempt = () => this.options.fetch(this.root + path, { method, headers, body: text, signal });
-    let response: Response;
+    const gzipped = text !== undefined && this.hubReadsGzip && text.length >= MIN_COMPRESS_BYTES ? await gzip(new TextEncoder().encode(text)) : undefined;
+    let response = await this.exchange(method, path, gzipped === undefined ? { headers, body: text } : { headers: { ...headers, "content-encoding": "gzip" }, body: gzipped }, signal);
+    if (gzipped !== undefined && (response.status === 400 || response.status === 415)) {
+      await response.body?.cancel().catch(() => undefined);
+      this.hubReadsGzip = false;
+      response = await this.exchange(method, path, { headers, body: text }, signal);
+    }
+    this.hubReadsGzip = readsGzip(response.headers.get("accept-encoding"));
+    const policyVersion = Number(response.headers.get(POLICY_VERSION_HEADER));
+    if (Number.isSafeInteger(policyVersion) && policyVersion > 0) this.options.onPolicyVersion(policyVersion);
+    if (!response.ok) throw await httpError(method, path, response);
+    return response;
+  }
+
+  /** Sends one request, once more at once when it got no answer at all (see `send`). */
+  private async exchange(method: string, path: string, request: { headers: Record<string, string>; body: string | Uint8Array | undefined }, signal?: AbortSignal): Promise<Response> {
+    const attempt = () => this.options.fetch(this.root + path, { method, headers: request.headers, body: request.body as BodyInit | undefined, signal });
     try {
       try {
-        response = await attempt();
+        return await attempt();
       } catch (error) {
         if (signal !== undefined || !noAnswer(error)) throw error;
-        response = await attempt();
+        return await attempt();
       }
     } catch (error) {
       if (signal?.aborted) throw error;
@@ -103,11 +129,29 @@ export class Transport {
         { cause: error },
       );
     }
-    const policyVersion = Number(response.headers.get(POLICY_VERSION_HEADER));
-    if (Number.isSafeInteger(policyVersion) && policyVersion > 0) this.options.onPolicyVersion(policyVersion);
-    if (!response.ok) throw await httpError(method, path, response);
-    return response;
   }
+}
+
+/** What the SDK asks for: the hub prefers brotli, and Node's fetch decodes both. */
+const ACCEPT_ENCODING = "br, gzip";
+
+/** Smaller request bodies are sent as they are: compressing them saves less than a header line. */
+const MIN_COMPRESS_BYTES = 1024;
+
+/** Whether an answer's Accept-Encoding (RFC 7694: the codings the server reads in request bodies) names gzip. */
+function readsGzip(header: string | null): boolean {
+  if (header === null) return false;
+  return header.split(",").some((part) => {
+    const [name, ...params] = part.split(";");
+    const q = params.map((p) => /^\s*q\s*=\s*([0-9.]+)\s*$/i.exec(p)?.[1]).find((v) => v !== undefined);
+    return name?.trim().toLowerCase() === "gzip" && (q === undefined || Number(q) > 0);
+  });
+}
+
+/** gzip with the platform's CompressionStream (Node 18+, browsers): no Node-only import in the SDK. */
+async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 async function httpError(method: string, path: string, response: Response): Promise<HttpError | NetworkError> {

@@ -2,17 +2,32 @@ import type { z } from "zod";
 import { ServiceError } from "../errors";
 import { findUnstorable, textProblem } from "../sync/json-safety";
 import { describeProblem, MAX_DOCUMENT_DEPTH, parseStrictJson } from "../sync/strict-json";
+import { decodeRequestBody, requestCoding } from "./compression";
 import { invalidRequest } from "./respond";
 
 /**
  * Reads a request body as UTF-8 text, refusing it with 413 as soon as it
  * exceeds `limit` bytes: an oversized body is never buffered or parsed whole.
+ * A body sent with `Content-Encoding: gzip` or `br` (./compression.ts) is
+ * decoded first, and `limit` holds for the decoded bytes too (a small body
+ * that inflates beyond it is refused with 413 as soon as it does); any other
+ * Content-Encoding is refused with 415 `unsupported_encoding`.
  */
 export async function readText(request: Request, limit: number): Promise<string> {
+  const coding = requestCoding(request.headers.get("content-encoding"));
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
   if (!request.body) return "";
-  const reader = request.body.getReader();
+  const bytes = coding === null ? await readBytes(request.body, limit) : await decodeRequestBody(request.body, coding, limit, () => tooLarge(limit, coding));
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new ServiceError("invalid_request", `The request body is not valid UTF-8${coding === null ? "" : ` once ${coding}-decoded`}.`);
+  }
+}
+
+async function readBytes(body: ReadableStream<Uint8Array>, limit: number): Promise<Buffer> {
+  const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
@@ -25,11 +40,7 @@ export async function readText(request: Request, limit: number): Promise<string>
     }
     chunks.push(value);
   }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
-  } catch {
-    throw new ServiceError("invalid_request", "The request body is not valid UTF-8.");
-  }
+  return Buffer.concat(chunks);
 }
 
 export interface ReadJsonOptions {
@@ -99,10 +110,12 @@ export function readQuery<T extends z.ZodType>(request: Request, schema: T): z.i
   return parsed.data;
 }
 
-function tooLarge(limit: number): ServiceError {
+function tooLarge(limit: number, coding?: string): ServiceError {
   return new ServiceError(
     "payload_too_large",
-    `The request body is larger than the limit of ${formatBytes(limit)}; send fewer or smaller changes per request.`,
+    coding === undefined
+      ? `The request body is larger than the limit of ${formatBytes(limit)}; send fewer or smaller changes per request.`
+      : `The request body, ${coding}-decoded, is larger than the limit of ${formatBytes(limit)} (the limit holds for the decoded body); send fewer or smaller changes per request. Nothing was changed.`,
   );
 }
 

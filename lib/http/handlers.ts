@@ -12,6 +12,7 @@ import { getHub, type Hub } from "../hub";
 import { noteSystemError, noteSystemSuccess } from "../sync/activity";
 import { handleClosed, isDatabaseUnavailable } from "../db/unavailable";
 import { originProblem, originSettings } from "./origin";
+import { encodeResponse } from "./compression";
 import { databaseUnavailable, errorResponse, newRequestId, withRequestId } from "./respond";
 import { addressBudget, authFailureBudget, noteAuthFailure, rateLimiter } from "./rate-limit";
 
@@ -44,9 +45,9 @@ export function withAdmin<P>(
     try {
       hub = await getHub();
       const actor = await adminActor(hub, request, area);
-      return withRequestId(await handler({ hub, actor }, request, await args.params), requestId);
+      return await encodeResponse(request, withRequestId(await handler({ hub, actor }, request, await args.params), requestId));
     } catch (error) {
-      return errorResponse(failure(error, hub), undefined, requestId);
+      return encodeResponse(request, errorResponse(failure(error, hub), undefined, requestId));
     }
   };
 }
@@ -95,9 +96,9 @@ export function withPublic(handler: (hub: Hub, request: Request) => Promise<Resp
     let hub: Hub | undefined;
     try {
       hub = await getHub();
-      return withRequestId(await handler(hub, request), requestId);
+      return await encodeResponse(request, withRequestId(await handler(hub, request), requestId));
     } catch (error) {
-      return errorResponse(failure(error, hub), undefined, requestId);
+      return encodeResponse(request, errorResponse(failure(error, hub), undefined, requestId));
     }
   };
 }
@@ -110,7 +111,9 @@ function failure(error: unknown, hub: Hub | undefined): unknown {
 /**
  * Guards a sync route with a system API key, loads the active policy, and
  * stamps every answer (errors included) with X-Policy-Version, so a client
- * notices a policy change on any call.
+ * notices a policy change on any call. Every adapter here compresses its JSON
+ * answers, errors included, as the request's Accept-Encoding asks
+ * (./compression.ts); event streams pass as they are.
  */
 export function withSystem<P>(
   handler: (ctx: SyncContext, request: Request, params: P) => Promise<Response>,
@@ -158,7 +161,7 @@ export function withSystem<P>(
       const response = withRequestId(await handler({ db: hub.db, system, policy, keyPrefix: prefix }, request, await args.params), requestId);
       response.headers.set(POLICY_VERSION_HEADER, String(policy.version));
       if (response.ok) await noteSystemSuccess(hub.db, system);
-      return response;
+      return await encodeResponse(request, response);
     } catch (error) {
       const answered = failure(error, hub);
       const response = errorResponse(
@@ -171,7 +174,7 @@ export function withSystem<P>(
         const message = answered instanceof ServiceError ? answered.message : "internal error";
         await noteSystemError(hub.db, caller.system, answered instanceof ServiceError ? answered.code : "internal", message);
       }
-      return response;
+      return encodeResponse(request, response);
     }
   };
 }

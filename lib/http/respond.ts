@@ -3,6 +3,7 @@ import { ZodError } from "zod";
 import { unavailableCause } from "../db/unavailable";
 import { isServiceError, ServiceError, type ErrorCode } from "../errors";
 import { log } from "../log";
+import { REQUEST_CODINGS_HEADER } from "./compression";
 
 const STATUS: Record<ErrorCode, number> = {
   invalid_request: 400,
@@ -12,6 +13,7 @@ const STATUS: Record<ErrorCode, number> = {
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,
+  unsupported_encoding: 415,
   policy_invalid: 422,
   resync_required: 410,
   rate_limited: 429,
@@ -73,6 +75,8 @@ export function errorResponse(error: unknown, headers?: HeadersInit, requestId: 
       requestId,
     };
     if (known.code === "unauthenticated") h.set("www-authenticate", 'Bearer realm="concord"');
+    // RFC 7694: a 415 for a request body's coding names the codings the hub reads.
+    if (known.code === "unsupported_encoding") h.set("accept-encoding", REQUEST_CODINGS_HEADER);
     const retryAfter = retryAfterSeconds(known);
     if (retryAfter !== undefined) h.set("retry-after", String(retryAfter));
     return json({ error: body }, { status: statusFor(known.code), headers: h });

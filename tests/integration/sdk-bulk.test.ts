@@ -11,7 +11,7 @@ import { records } from "@/lib/db/schema";
 import { canonicalJson } from "@/lib/sync/canonical";
 import { DELETED_DIGEST, type JsonObject, type PushChange } from "@/lib/sync/protocol";
 import { startTestHub, type TestHub } from "@/tests/helpers/hub";
-import { HUB_URL, inProcessFetch } from "@/tests/helpers/inprocess-fetch";
+import { HUB_URL, inProcessFetch, sentJson } from "@/tests/helpers/inprocess-fetch";
 import { keysFor } from "@/tests/helpers/sync";
 
 /** putMany / deleteMany (bulk host writes), batched digests and chunked PGlite writes, on both stores. */
@@ -63,7 +63,7 @@ async function openStore(kind: string): Promise<LocalStore> {
 function recording(sent: PushChange[]) {
   const inner = inProcessFetch();
   return async (input: string, init?: RequestInit) => {
-    if (init?.method === "POST" && typeof init.body === "string") sent.push(...(JSON.parse(init.body) as { changes: PushChange[] }).changes);
+    if (init?.method === "POST" && init.body !== undefined) sent.push(...(sentJson(init) as { changes: PushChange[] }).changes);
     return inner(input, init);
   };
 }

@@ -10,7 +10,7 @@ import { activatePolicy } from "@/lib/policy/store";
 import { resolveConflict } from "@/lib/sync/conflicts";
 import type { PushChange } from "@/lib/sync/protocol";
 import { startTestHub, type TestHub } from "@/tests/helpers/hub";
-import { flakyFetch, HUB_URL, inProcessFetch } from "@/tests/helpers/inprocess-fetch";
+import { flakyFetch, HUB_URL, inProcessFetch, sentJson } from "@/tests/helpers/inprocess-fetch";
 import { writeRecord } from "@/tests/helpers/records";
 import { keysFor } from "@/tests/helpers/sync";
 
@@ -69,7 +69,7 @@ function report(partial: Partial<SyncReport>): SyncReport {
 /** A fetch that records every pushed change body. */
 function recording(inner: FetchLike, sent: PushChange[]): FetchLike {
   return async (input, init) => {
-    if (init?.method === "POST" && typeof init.body === "string") sent.push(...(JSON.parse(init.body) as { changes: PushChange[] }).changes);
+    if (init?.method === "POST" && init.body !== undefined) sent.push(...(sentJson(init) as { changes: PushChange[] }).changes);
     return inner(input, init);
   };
 }
