@@ -16,6 +16,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import zlib from "node:zlib";
 import { canonicalJson } from "../lib/sync/canonical";
+import { benchItem } from "./support";
 
 const { values } = parseArgs({
   options: {
@@ -27,18 +28,6 @@ const { values } = parseArgs({
 const RUNS = Math.max(1, Number(values.runs));
 const levels = (list: string | undefined) => (list ?? "").split(",").filter(Boolean).map(Number);
 
-function item(i: number, rev = 0): Record<string, unknown> {
-  // The same ~200-byte records as bench/sync.ts.
-  return {
-    name: `Customer ${String(i).padStart(7, "0")}`,
-    email: `customer${i}@example.com`,
-    region: ["north", "east", "south", "west"][i % 4],
-    segment: i % 3 === 0 ? "enterprise" : "smb",
-    credit_limit: (i % 50) * 1000,
-    rev,
-    address: { street: `${i % 997} Main Street`, city: "Springfield", zip: String(10000 + (i % 89999)) },
-  };
-}
 
 const digest = (data: unknown) => createHash("sha256").update(canonicalJson(data as never), "utf8").digest("hex");
 const id = (i: number) => `item-${String(i).padStart(8, "0")}`;
@@ -50,30 +39,30 @@ const picks = (n: number, of: number) => Array.from({ length: n }, () => Math.fl
 const bodies: Record<string, string> = {
   "pull page (10,000 records)": JSON.stringify({
     changes: Array.from({ length: 10_000 }, (_, i) => {
-      const data = item(i);
+      const data = benchItem(i);
       return { id: id(i), version: 1, digest: digest(data), data };
     }),
     checkpoint: checkpoint(),
     hasMore: true,
   }),
   "manifest page (10,000)": JSON.stringify({
-    entries: Array.from({ length: 10_000 }, (_, i) => ({ id: id(i), version: 1 + (i % 3), digest: digest(item(i)) })),
+    entries: Array.from({ length: 10_000 }, (_, i) => ({ id: id(i), version: 1 + (i % 3), digest: digest(benchItem(i)) })),
     next: id(9_999),
     count: 10_000,
   }),
   "round: pull of 100 edits": JSON.stringify({
     changes: picks(100, 100_000).map((i) => {
-      const data = item(i, 100_000_007);
+      const data = benchItem(i, 100_000_007);
       return { id: id(i), version: 2 + (i % 5), digest: digest(data), data };
     }),
     checkpoint: checkpoint(),
     hasMore: false,
   }),
   "round: push request (100)": JSON.stringify({
-    changes: picks(100, 100_000).map((i, k) => ({ changeId: `inc-100000-3-${k}`, id: id(i), baseVersion: 1 + (i % 5), data: item(i, 100_000_003) })),
+    changes: picks(100, 100_000).map((i, k) => ({ changeId: `inc-100000-3-${k}`, id: id(i), baseVersion: 1 + (i % 5), data: benchItem(i, 100_000_003) })),
   }),
   "round: push result (100)": JSON.stringify({
-    results: picks(100, 100_000).map((i, k) => ({ changeId: `inc-100000-3-${k}`, id: id(i), status: "applied", version: 2 + (i % 5), digest: digest(item(i, 3)) })),
+    results: picks(100, 100_000).map((i, k) => ({ changeId: `inc-100000-3-${k}`, id: id(i), status: "applied", version: 2 + (i % 5), digest: digest(benchItem(i, 3)) })),
   }),
 };
 

@@ -21,7 +21,7 @@ import http from "node:http";
 import { parseArgs } from "node:util";
 import zlib from "node:zlib";
 import { startHubProcess, type Engine } from "../scripts/hub-process";
-import { waitForAutovacuum } from "./support";
+import { benchItem, BENCH_POLICY, positive, waitForAutovacuum } from "./support";
 
 const { values } = parseArgs({
   options: {
@@ -44,33 +44,8 @@ const PAGE = 10_000;
 const MODES = ["identity", "gzip", "br"] as const;
 type Mode = (typeof MODES)[number];
 
-function positive(v: string | undefined, name: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number`);
-  return n;
-}
 
-const POLICY = `version: 1
-systems: {writer: {name: Writer}, reader: {name: Reader}}
-collections: {items: {conflict: server-wins}}
-rules:
-  - {who: "*", collection: items, read: all, write: all}
-sync:
-  default: {interval: 60s, realtime: true}
-`;
 
-function item(i: number, rev = 0): Record<string, unknown> {
-  // About 200 bytes as canonical JSON, as in bench/sync.ts.
-  return {
-    name: `Customer ${String(i).padStart(7, "0")}`,
-    email: `customer${i}@example.com`,
-    region: ["north", "east", "south", "west"][i % 4],
-    segment: i % 3 === 0 ? "enterprise" : "smb",
-    credit_limit: (i % 50) * 1000,
-    rev,
-    address: { street: `${i % 997} Main Street`, city: "Springfield", zip: String(10000 + (i % 89999)) },
-  };
-}
 
 // ---------------------------------------------------------------------------
 // The hub's CPU time: every process in its group (next start and its server), from /proc.
@@ -184,7 +159,7 @@ async function main() {
   const group = hub.processGroup;
   if (group === undefined) throw new Error("no process group for the hub");
   try {
-    const put = await fetch(`${hub.base}/api/admin/policy`, { method: "PUT", headers: { authorization: `Bearer ${ADMIN}` }, body: POLICY });
+    const put = await fetch(`${hub.base}/api/admin/policy`, { method: "PUT", headers: { authorization: `Bearer ${ADMIN}` }, body: BENCH_POLICY });
     if (!put.ok) throw new Error(`policy: ${await put.text()}`);
     const key = async (system: string) => ((await exchange("POST", `${hub.base}/api/admin/systems/${system}/keys`, ADMIN, "identity")).body as { key: string }).key;
     const keys = { writer: await key("writer"), reader: await key("reader") };
@@ -201,7 +176,7 @@ async function main() {
     console.log(`   pushing ${N.toLocaleString("en")} records`);
     for (let i = 0; i < N; i += 1000) {
       const idx = Array.from({ length: Math.min(1000, N - i) }, (_, k) => i + k);
-      await push("identity", idx.map((j) => ({ changeId: `load-${j}`, id: `item-${String(j).padStart(8, "0")}`, baseVersion: null, data: item(j) })), idx);
+      await push("identity", idx.map((j) => ({ changeId: `load-${j}`, id: `item-${String(j).padStart(8, "0")}`, baseVersion: null, data: benchItem(j) })), idx);
     }
     await waitForAutovacuum(hub.databaseUrl);
 
@@ -255,7 +230,7 @@ async function main() {
         const cpu = groupCpuMs(group);
         const started = performance.now();
         const idx = [...new Set(Array.from({ length: 100 }, () => Math.floor(Math.random() * N)))];
-        const changes = idx.map((i, k) => ({ changeId: `${mode}-${round}-${k}`, id: `item-${String(i).padStart(8, "0")}`, baseVersion: versions.get(i) ?? null, data: item(i, (MODES.indexOf(mode) + 1) * 1000 + round) }));
+        const changes = idx.map((i, k) => ({ changeId: `${mode}-${round}-${k}`, id: `item-${String(i).padStart(8, "0")}`, baseVersion: versions.get(i) ?? null, data: benchItem(i, (MODES.indexOf(mode) + 1) * 1000 + round) }));
         const pushed = await push(mode, changes, idx);
         const pulled = await pullAll(mode, cp);
         if (pulled.count !== idx.length) throw new Error(`round pulled ${pulled.count}, expected ${idx.length}`);

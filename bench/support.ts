@@ -20,3 +20,33 @@ export async function waitForAutovacuum(url: string | undefined): Promise<void> 
     await sql.end();
   }
 }
+
+/** A command-line value that must be a positive whole number. */
+export function positive(v: string | undefined, name: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number`);
+  return n;
+}
+
+/** The policy of the sync benchmarks: a writer and a reader of one collection, `items`. */
+export const BENCH_POLICY = `version: 1
+systems: {writer: {name: Writer}, reader: {name: Reader}}
+collections: {items: {conflict: server-wins}}
+rules:
+  - {who: "*", collection: items, read: all, write: all}
+sync:
+  default: {interval: 60s, realtime: true}
+`;
+
+/** Record i of the sync benchmarks (about 200 bytes as canonical JSON); `rev` makes a new version of it. */
+export function benchItem(i: number, rev = 0): Record<string, unknown> {
+  return {
+    name: `Customer ${String(i).padStart(7, "0")}`,
+    email: `customer${i}@example.com`,
+    region: ["north", "east", "south", "west"][i % 4],
+    segment: i % 3 === 0 ? "enterprise" : "smb",
+    credit_limit: (i % 50) * 1000,
+    rev,
+    address: { street: `${i % 997} Main Street`, city: "Springfield", zip: String(10000 + (i % 89999)) },
+  };
+}

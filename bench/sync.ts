@@ -13,7 +13,7 @@
 import { writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { startHubProcess, type Engine } from "../scripts/hub-process";
-import { waitForAutovacuum } from "./support";
+import { benchItem, BENCH_POLICY, positive, waitForAutovacuum } from "./support";
 
 const { values } = parseArgs({
   options: {
@@ -39,33 +39,8 @@ const ADMIN = "bench-admin-token-0123456789";
 const BATCH = 1000;
 const PAGE = 10_000;
 
-function positive(v: string | undefined, name: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number`);
-  return n;
-}
 
-const POLICY = `version: 1
-systems: {writer: {name: Writer}, reader: {name: Reader}}
-collections: {items: {conflict: server-wins}}
-rules:
-  - {who: "*", collection: items, read: all, write: all}
-sync:
-  default: {interval: 60s, realtime: true}
-`;
 
-function item(i: number, rev = 0): Record<string, unknown> {
-  // About 200 bytes as canonical JSON.
-  return {
-    name: `Customer ${String(i).padStart(7, "0")}`,
-    email: `customer${i}@example.com`,
-    region: ["north", "east", "south", "west"][i % 4],
-    segment: i % 3 === 0 ? "enterprise" : "smb",
-    credit_limit: (i % 50) * 1000,
-    rev,
-    address: { street: `${i % 997} Main Street`, city: "Springfield", zip: String(10000 + (i % 89999)) },
-  };
-}
 
 interface Wire {
   bytes: number;
@@ -101,7 +76,7 @@ async function pushRange(base: string, key: string, from: number, to: number, re
   for (let i = from; i < to; i += BATCH) {
     const changes = [];
     for (let j = i; j < Math.min(i + BATCH, to); j++) {
-      changes.push({ changeId: `r${rev}-${j}`, id: `item-${String(j).padStart(8, "0")}`, baseVersion: versions.get(j) ?? null, data: item(j, rev) });
+      changes.push({ changeId: `r${rev}-${j}`, id: `item-${String(j).padStart(8, "0")}`, baseVersion: versions.get(j) ?? null, data: benchItem(j, rev) });
     }
     const res = await http("POST", `${base}/api/v1/collections/items/push`, key, { changes });
     const results = (res.body as { results: { status: string; version: number }[] }).results;
@@ -149,7 +124,7 @@ async function incrementalRound(base: string, keys: { writer: string; reader: st
     for (let k = 0; k < 100; k++) {
       const i = Math.floor(Math.random() * stored);
       if (changes.some((c) => c.idx === i)) continue;
-      changes.push({ idx: i, changeId: `inc-${stored}-${round}-${k}`, id: `item-${String(i).padStart(8, "0")}`, baseVersion: versions.get(i) ?? null, data: item(i, stored * 1000 + round) });
+      changes.push({ idx: i, changeId: `inc-${stored}-${round}-${k}`, id: `item-${String(i).padStart(8, "0")}`, baseVersion: versions.get(i) ?? null, data: benchItem(i, stored * 1000 + round) });
     }
     const pushed = await http("POST", `${base}/api/v1/collections/items/push`, keys.writer, { changes: changes.map(({ idx: _idx, ...c }) => c) });
     (pushed.body as { results: { version: number }[] }).results.forEach((r, k) => versions.set(changes[k]!.idx, r.version));
@@ -175,7 +150,7 @@ async function benchEngine(engine: string) {
     databasePrefix: "concord_bench_",
   });
   try {
-    const put = await fetch(`${hub.base}/api/admin/policy`, { method: "PUT", headers: { authorization: `Bearer ${ADMIN}` }, body: POLICY });
+    const put = await fetch(`${hub.base}/api/admin/policy`, { method: "PUT", headers: { authorization: `Bearer ${ADMIN}` }, body: BENCH_POLICY });
     if (!put.ok) throw new Error(`policy: ${await put.text()}`);
     const key = async (system: string) =>
       ((await http("POST", `${hub.base}/api/admin/systems/${system}/keys`, ADMIN)).body as { key: string }).key;
