@@ -1,6 +1,6 @@
 import { and, desc, eq, isNull, lt, or, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { apiKeys, auditLog, type ApiKeyRow } from "../db/schema";
+import { apiKeys, auditLog, policyVersions, type ApiKeyRow } from "../db/schema";
 import { ServiceError } from "../errors";
 import { getActivePolicy } from "../policy/store";
 import { digestsEqual, randomHex, randomToken, sha256Hex } from "./secrets";
@@ -102,17 +102,25 @@ const LAST_USED_GRANULARITY_MS = 60_000;
 /**
  * The system a presented key belongs to (and the key's prefix), or null for an
  * unknown, malformed or revoked key (the caller answers 401 without saying which).
+ * The key is read on every request, so a revoked key stops working at once on
+ * every instance; the same statement reads the active policy version
+ * (`policyVersion`, null when none), so a sync request learns both in one round trip.
  */
 export async function authenticateApiKey(
   db: Database,
   presented: string,
-): Promise<{ system: string; prefix: string } | null> {
+): Promise<{ system: string; prefix: string; policyVersion: number | null } | null> {
   const match = KEY_PATTERN.exec(presented);
   if (!match) return null;
   const prefix = match[1] as string;
-  // Read on every request, so a revoked key stops working at once on every instance.
   const [row] = await db
-    .select({ system: apiKeys.system, keyHash: apiKeys.keyHash, revokedAt: apiKeys.revokedAt, lastUsedAt: apiKeys.lastUsedAt })
+    .select({
+      system: apiKeys.system,
+      keyHash: apiKeys.keyHash,
+      revokedAt: apiKeys.revokedAt,
+      lastUsedAt: apiKeys.lastUsedAt,
+      policyVersion: sql<number | string | null>`(select max(${policyVersions.version}) from ${policyVersions})`,
+    })
     .from(apiKeys)
     .where(eq(apiKeys.prefix, prefix));
   if (!row || row.revokedAt || !digestsEqual(sha256Hex(presented), row.keyHash)) return null;
@@ -124,5 +132,5 @@ export async function authenticateApiKey(
       .set({ lastUsedAt: new Date() })
       .where(and(eq(apiKeys.prefix, prefix), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, stale))));
   }
-  return { system: row.system, prefix };
+  return { system: row.system, prefix, policyVersion: row.policyVersion === null ? null : Number(row.policyVersion) };
 }

@@ -121,14 +121,11 @@ export function withSystem<P>(
   return async (request, args) => {
     const requestId = newRequestId();
     let policyVersion: number | undefined;
-    let caller: { system: string; prefix: string } | null = null;
+    let caller: { system: string; prefix: string; policyVersion: number | null } | null = null;
     let hub: Hub | undefined;
     try {
       hub = await getHub();
       const key = bearerToken(request.headers.get("authorization"));
-      // The key and the active policy version are looked up at once (two connections, one wait).
-      const activePolicy = getActivePolicy(hub.db);
-      activePolicy.catch(() => undefined); // awaited below only for a valid key
       caller = key ? await authenticateApiKey(hub.db, key) : null;
       if (!caller) {
         // A valid key is never refused for its address's failures (another client behind the same
@@ -141,7 +138,8 @@ export function withSystem<P>(
         );
       }
       const { system, prefix } = caller;
-      const policy = await activePolicy;
+      // The key's lookup read the active version too: no second round trip unless it is not loaded yet.
+      const policy = await getActivePolicy(hub.db, caller.policyVersion ?? undefined);
       policyVersion = policy.version;
       const limit = rateLimiter(env().CONCORD_RATE_LIMIT)?.take(prefix);
       if (limit && !limit.ok) {

@@ -149,18 +149,19 @@ export async function getPolicyVersion(db: Database, version: number): Promise<P
 
 /**
  * The compiled form of the active policy is cached; each call checks the
- * active version number (one indexed row) so an activation by any instance
- * applies here on the very next request, with no window of stale rights.
+ * active version number (one indexed row, or read by the caller in the same
+ * statement as something else) so an activation by any instance applies
+ * here on the very next request, with no window of stale rights.
  */
 const cache = new WeakMap<Database, ActivePolicy>();
 const loading = new WeakMap<Database, Promise<ActivePolicy>>();
 
-export async function getActivePolicy(db: Database): Promise<ActivePolicy> {
-  const [latest] = await db
-    .select({ version: policyVersions.version })
-    .from(policyVersions)
-    .orderBy(desc(policyVersions.version))
-    .limit(1);
+export async function getActivePolicy(db: Database, knownVersion?: number): Promise<ActivePolicy> {
+  // A caller that has just read the active version (authenticateApiKey reads it with the key) spares the query.
+  const [latest] =
+    knownVersion !== undefined
+      ? [{ version: knownVersion }]
+      : await db.select({ version: policyVersions.version }).from(policyVersions).orderBy(desc(policyVersions.version)).limit(1);
   if (!latest) {
     throw new ServiceError(
       "internal",

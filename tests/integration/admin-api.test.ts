@@ -164,7 +164,7 @@ describe("system API keys", () => {
 
     const stored = await t.hub.db.select().from(apiKeys);
     expect(JSON.stringify(stored)).not.toContain(key.slice(18));
-    expect(await authenticateApiKey(t.hub.db, key)).toEqual({ system: "crm", prefix });
+    expect(await authenticateApiKey(t.hub.db, key)).toEqual({ system: "crm", prefix, policyVersion: expect.any(Number) });
     expect(await authenticateApiKey(t.hub.db, `${key.slice(0, -1)}x`)).toBeNull();
 
     const list = await call(keysRoute.GET, { params: { system: "crm" } });
