@@ -2,11 +2,11 @@ import { sql, type SQL } from "drizzle-orm";
 import { rowsOf, type Database, type DatabaseHandle, type Unlisten } from "../db/client";
 import { recordHistory, records } from "../db/schema";
 import { log } from "../log";
-import { scopeSql, type Scope } from "../policy/compile";
+import { scopeSql, type CompiledPolicy, type Scope } from "../policy/compile";
 import { KEYS_CHANNEL } from "../auth/api-keys";
 import { getActivePolicy, POLICY_CHANNEL } from "../policy/store";
 import { CHANGES_CHANNEL, parseChangeNotification, type ChangeNotification, type SyncEvent } from "./events";
-import { checkpointSealer } from "./checkpoint";
+import { checkpointSealer, type CheckpointSealer } from "./checkpoint";
 import { HORIZON_SQL } from "./horizon";
 
 /** One connected client of one system, as the bus sees it. */
@@ -182,9 +182,20 @@ export class EventBus implements EventFeed {
     }
     if (policyVersion > 0) await this.guard(`policy version ${policyVersion}`, () => this.onPolicy(policyVersion));
     const ready = await this.guard("the feed horizon", () => this.releasable([...changes.values()]));
-    for (const change of ready ?? changes.values()) {
-      await this.guard(`changes ${change.from}..${change.to} of ${change.c}`, () => this.onChange(change));
-    }
+    const told = [...(ready ?? changes.values())];
+    if (told.length === 0 || this.subscribers.size === 0) return;
+    // One policy lookup for the batch; the collections' audiences are worked out at once, and told in order.
+    const policy = await this.guard("the active policy", () => getActivePolicy(this.db));
+    if (!policy) return;
+    const audiences = await Promise.all(
+      told.map((change) => this.guard(`changes ${change.from}..${change.to} of ${change.c}`, () => this.audience(change, policy.compiled))),
+    );
+    const sealer = await this.guard("the checkpoint key", () => checkpointSealer(this.db));
+    if (!sealer) return;
+    told.forEach((change, i) => {
+      const audience = audiences[i];
+      if (audience) this.tell(change, audience, sealer);
+    });
   }
 
   /**
@@ -253,19 +264,16 @@ export class EventBus implements EventFeed {
   }
 
   /**
-   * A change event reaches a subscriber only if a written row is in its
-   * system's read scope after the change or was in it before (a record that
+   * Which subscribed systems to tell of a change. A change event reaches a
+   * subscriber only if a written row is in its system's read scope after the change or was in it before (a record that
    * left the scope must be dropped by the client), under the policy active
    * now. Whether to tell a system depends on rows it may read and nothing
    * else, so the event reveals nothing about records outside its scope.
    */
-  private async onChange(change: ChangeNotification): Promise<void> {
-    const audience = [...this.subscribers];
-    if (audience.length === 0) return;
-    const { compiled } = await getActivePolicy(this.db);
+  private async audience(change: ChangeNotification, compiled: CompiledPolicy): Promise<Map<string, boolean>> {
     const told = new Map<string, boolean>();
     const conditional = new Map<string, Scope>();
-    for (const { system } of audience) {
+    for (const { system } of this.subscribers) {
       if (told.has(system) || conditional.has(system)) continue;
       const scope = compiled.scope(system, change.c, "read");
       if (scope.grants.length === 0) told.set(system, false);
@@ -277,11 +285,15 @@ export class EventBus implements EventFeed {
       const touched = await touchedScopes(this.db, change, [...conditional.values()]);
       [...conditional.keys()].forEach((system, i) => told.set(system, touched[i] === true));
     }
+    return told;
+  }
+
+  /** Sends the change event to the subscribers of the systems in `told` (true), with a checkpoint sealed per system. */
+  private tell(change: ChangeNotification, told: Map<string, boolean>, sealer: CheckpointSealer): void {
     // The checkpoint is sealed per system (checkpoint.ts): it tells nothing about changes the system may not see.
-    const sealer = await checkpointSealer(this.db);
     const events = new Map<string, SyncEvent>();
-    for (const subscriber of audience) {
-      if (!told.get(subscriber.system) || !this.subscribers.has(subscriber)) continue;
+    for (const subscriber of [...this.subscribers]) {
+      if (!told.get(subscriber.system)) continue;
       let event = events.get(subscriber.system);
       if (!event) {
         const checkpoint = sealer.seal({ system: subscriber.system, collection: change.c }, { at: { xid: BigInt(change.x), seq: change.to }, run: null });
