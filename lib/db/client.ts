@@ -94,6 +94,7 @@ async function openPostgres(url: string, migrationsFolder: string, max: number):
       max_parallel_workers_per_gather: "0",
     },
   });
+  preparedStatements(client);
   const db = drizzlePostgres({ client, schema });
   return {
     db: db as unknown as Database,
@@ -125,6 +126,22 @@ async function migratePostgresOnce(url: string, migrationsFolder: string): Promi
   } finally {
     await client.end({ timeout: 5 });
   }
+}
+
+/**
+ * Drizzle sends every query it was not given a name for as an unnamed
+ * statement (postgres.js `unsafe(…, { prepare: false })`), which the server
+ * parses and plans again on every call: for the push's two statements that
+ * was a large share of PostgreSQL's CPU per push. Named statements are
+ * prepared once per connection and reused by query text; our statements keep
+ * their text stable (lists travel as one jsonb parameter), and postgres.js
+ * drops a connection's statements when it recycles the connection
+ * (max_lifetime, 30 to 60 minutes), so the set stays bounded.
+ */
+function preparedStatements(client: postgres.Sql): void {
+  const unsafe = client.unsafe.bind(client);
+  client.unsafe = ((query: string, parameters?: unknown[], options?: { prepare?: boolean }) =>
+    unsafe(query, parameters as never, { ...options, prepare: true })) as typeof client.unsafe;
 }
 
 /** Rows of a raw `db.execute()`: PGlite returns `{ rows }`, postgres.js an array. */
