@@ -26,6 +26,7 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import { parseArgs } from "node:util";
 import { startHubProcess, type Engine } from "../scripts/hub-process";
+import { benchItem, BENCH_POLICY } from "./support";
 
 const { values } = parseArgs({
   options: {
@@ -38,14 +39,6 @@ const ENGINE: Engine = values.engine;
 const PORT = Number(values.port);
 const SERVER_URL = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const ADMIN = "bench-client-view-token-0123456789";
-const POLICY = `version: 1
-systems: {writer: {name: Writer}, reader: {name: Reader}}
-collections: {items: {conflict: server-wins}}
-rules:
-  - {who: "*", collection: items, read: all, write: all}
-sync:
-  default: {interval: 60s, realtime: true}
-`;
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -69,18 +62,6 @@ function busySince(since: number[] | null): { now: number[] | null; percent: num
   }
 }
 
-function item(i: number, rev: number): Record<string, unknown> {
-  // As bench/sync.ts: about 200 bytes.
-  return {
-    name: `Customer ${String(i).padStart(7, "0")}`,
-    email: `customer${i}@example.com`,
-    region: ["north", "east", "south", "west"][i % 4],
-    segment: i % 3 === 0 ? "enterprise" : "smb",
-    credit_limit: (i % 50) * 1000,
-    rev,
-    address: { street: `${i % 997} Main Street`, city: "Springfield", zip: String(10000 + (i % 89999)) },
-  };
-}
 
 /** A byte-counting TCP proxy as one writes it with node:net; `noDelay` turns Nagle's algorithm off on both of its sockets. */
 function proxy(target: number, noDelay: boolean): Promise<{ base: string; bytes: () => number; close: () => void }> {
@@ -119,7 +100,7 @@ async function main() {
   const hub = await startHubProcess({ port: PORT, engine: ENGINE, serverUrl: SERVER_URL, adminToken: ADMIN, databasePrefix: "concord_bench_view_" });
   try {
     const admin = { authorization: `Bearer ${ADMIN}` };
-    const put = await fetch(`${hub.base}/api/admin/policy`, { method: "PUT", headers: admin, body: POLICY });
+    const put = await fetch(`${hub.base}/api/admin/policy`, { method: "PUT", headers: admin, body: BENCH_POLICY });
     if (!put.ok) throw new Error(`policy: ${await put.text()}`);
     const key = async (s: string) => ((await (await fetch(`${hub.base}/api/admin/systems/${s}/keys`, { method: "POST", headers: admin })).json()) as { key: string }).key;
     const writer = await key("writer");
@@ -128,7 +109,7 @@ async function main() {
     const seed = await fetch(`${hub.base}/api/v1/collections/items/push`, {
       method: "POST",
       headers: { authorization: `Bearer ${writer}`, "content-type": "application/json" },
-      body: JSON.stringify({ changes: Array.from({ length: 1000 }, (_, i) => ({ changeId: `s${i}`, id: `item-${i}`, baseVersion: null, data: item(i, 0) })) }),
+      body: JSON.stringify({ changes: Array.from({ length: 1000 }, (_, i) => ({ changeId: `s${i}`, id: `item-${i}`, baseVersion: null, data: benchItem(i, 0) })) }),
     });
     ((await seed.json()) as { results: { version: number }[] }).results.forEach((r, i) => versions.set(i, r.version));
     const first = await fetch(`${hub.base}/api/v1/collections/items/changes?limit=10000`, { headers: { authorization: `Bearer ${reader}` } });
@@ -189,7 +170,7 @@ async function main() {
         const i = Math.floor(Math.random() * 1000);
         if (used.has(i)) continue;
         used.add(i);
-        changes.push({ changeId: `r${round}-${i}`, id: `item-${i}`, baseVersion: versions.get(i) ?? null, data: item(i, round) });
+        changes.push({ changeId: `r${round}-${i}`, id: `item-${i}`, baseVersion: versions.get(i) ?? null, data: benchItem(i, round) });
       }
       const pushed = await fetch(`${base}/api/v1/collections/items/push`, {
         method: "POST",

@@ -38,7 +38,9 @@ export type SyncEvent =
 /**
  * Tells every instance, when `tx` commits, that records of `collection` got
  * versions with change sequence numbers in `from`..`to` and position xid
- * `xid`. Call it inside the writing transaction, after the rows are written.
+ * `xid`. The engine's own writes send this payload from SQL, in the statement
+ * that stores the versions (versionWrites in versions.ts); this is the same
+ * notification from code, validated (tests use it to simulate writes).
  *
  * The payload stays under 130 bytes (a collection name is at most 63
  * characters), far below Postgres's 8000-byte NOTIFY limit.
