@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { sql, type SQL } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { rowsOf } from "../db/client";
+import { noteRowsWritten } from "../db/statistics";
 import { conflicts, pushReceipts, records, systems, type ConflictOutcome } from "../db/schema";
 import { ServiceError } from "../errors";
 import { countActivity } from "./activity";
@@ -72,7 +73,9 @@ export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: Pus
     priorityOf: (system: string) => (system.startsWith("operator:") ? null : compiled.priority(system)),
   };
 
-  const { results, conflictOutcomes } = await storePush(ctx.db, settings, input.changes, checked);
+  const { results, conflictOutcomes, written } = await storePush(ctx.db, settings, input.changes, checked);
+  // Statistics that lag behind a fast-growing table make the planner scan where it should probe.
+  if (!isTransaction(ctx.db)) noteRowsWritten(ctx.db, written);
   await touchSystem(ctx.db, ctx.system);
   const byStatus = new Map<string, number>();
   for (const r of results) byStatus.set(r.status, (byStatus.get(r.status) ?? 0) + 1);
@@ -133,6 +136,8 @@ function isTransaction(db: Database): boolean {
 interface Pushed {
   results: PushResult[];
   conflictOutcomes: ConflictOutcome[];
+  /** How many versions it wrote. */
+  written: number;
 }
 
 /** A decision already taken for a changeId: from an earlier request's receipt, or earlier in this one. */
@@ -233,7 +238,7 @@ async function pushOnce(db: Database, s: PushSettings, changes: readonly PushCha
 
   await writePush(db, s, versions, logged, receipts);
   const results = answers.map((a) => render(s.readScope, a.change, a.decision, a.subject));
-  return { results, conflictOutcomes: logged.map((l) => l.outcome.conflict?.outcome as ConflictOutcome) };
+  return { results, conflictOutcomes: logged.map((l) => l.outcome.conflict?.outcome as ConflictOutcome), written: versions.length };
 }
 
 /**
