@@ -136,12 +136,31 @@ async function migratePostgresOnce(url: string, migrationsFolder: string): Promi
  * prepared once per connection and reused by query text; our statements keep
  * their text stable (lists travel as one jsonb parameter), and postgres.js
  * drops a connection's statements when it recycles the connection
- * (max_lifetime, 30 to 60 minutes), so the set stays bounded.
+ * (max_lifetime, 30 to 60 minutes), so the set stays bounded. Statements run
+ * inside transactions and savepoints are prepared as well.
  */
-function preparedStatements(client: postgres.Sql): void {
+function preparedStatements(client: postgres.Sql | postgres.TransactionSql): void {
   const unsafe = client.unsafe.bind(client);
   client.unsafe = ((query: string, parameters?: unknown[], options?: { prepare?: boolean }) =>
     unsafe(query, parameters as never, { ...options, prepare: true })) as typeof client.unsafe;
+  // Transactions and savepoints hand their callback a handle of their own: prepare its statements too.
+  for (const method of ["begin", "savepoint"] as const) {
+    const target = client as unknown as Record<string, unknown>;
+    const original = target[method];
+    if (typeof original !== "function") continue;
+    const bound = (original as (...args: unknown[]) => unknown).bind(client);
+    target[method] = (...args: unknown[]) => {
+      const last = args.length - 1;
+      const callback = args[last];
+      if (typeof callback === "function") {
+        args[last] = (inner: postgres.TransactionSql) => {
+          preparedStatements(inner);
+          return (callback as (inner: postgres.TransactionSql) => unknown)(inner);
+        };
+      }
+      return bound(...args);
+    };
+  }
 }
 
 /** Rows of a raw `db.execute()`: PGlite returns `{ rows }`, postgres.js an array. */
