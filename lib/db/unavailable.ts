@@ -1,4 +1,5 @@
 import type { DatabaseHandle } from "./client";
+import { causes } from "./errors";
 
 /**
  * Whether an error says the database cannot be reached right now (as opposed
@@ -16,11 +17,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 
 /** The error in the chain that says the database is unreachable (its message is the one worth logging), or null. */
 export function unavailableCause(error: unknown): Error | null {
-  let current: unknown = error;
-  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
-    if (unavailableHere(current)) return current;
-    current = current.cause;
-  }
+  for (const e of causes(error)) if (unavailableHere(e)) return e;
   return null;
 }
 

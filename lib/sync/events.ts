@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../db/client";
 import { collectionNameSchema } from "./protocol";
@@ -38,9 +38,8 @@ export type SyncEvent =
 /**
  * Tells every instance, when `tx` commits, that records of `collection` got
  * versions with change sequence numbers in `from`..`to` and position xid
- * `xid`. The engine's own writes send this payload from SQL, in the statement
- * that stores the versions (versionWrites in versions.ts); this is the same
- * notification from code, validated (tests use it to simulate writes).
+ * `xid`, after checking them. The engine's own writes send it from the
+ * statement that stores the versions (changeNotificationSql).
  *
  * The payload stays under 130 bytes (a collection name is at most 63
  * characters), far below Postgres's 8000-byte NOTIFY limit.
@@ -53,7 +52,16 @@ export async function notifyChanges(tx: Database, collection: string, at: { from
       `notifyChanges needs a valid collection name, 0 <= from <= to and a decimal xid (got ${JSON.stringify({ collection, ...at })}).`,
     );
   }
-  await tx.execute(sql`select pg_notify(${CHANGES_CHANNEL}, ${JSON.stringify(parsed.data)})`);
+  await tx.execute(sql`select ${changeNotificationSql(collection, { from: sql`${at.from}::bigint`, to: sql`${at.to}::bigint`, xid: sql`${at.xid}::text` })}`);
+}
+
+/**
+ * The NOTIFY of a ChangeNotification as an SQL expression, so a statement
+ * that draws the numbers itself can send it (versionWrites in versions.ts):
+ * the one place the payload's shape is written.
+ */
+export function changeNotificationSql(collection: string, at: { from: SQL; to: SQL; xid: SQL }): SQL {
+  return sql`pg_notify(${CHANGES_CHANNEL}, json_build_object('c', ${collection}::text, 'from', ${at.from}, 'to', ${at.to}, 'x', ${at.xid})::text)`;
 }
 
 /** A CHANGES_CHANNEL payload, or null when it is not one (listeners ignore it then). */

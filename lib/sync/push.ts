@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { sql, type SQL } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { rowsOf } from "../db/client";
+import { violatesKey } from "../db/errors";
 import { noteRowsWritten } from "../db/statistics";
 import { conflicts, pushReceipts, records, systems, type ConflictOutcome } from "../db/schema";
 import { ServiceError } from "../errors";
@@ -87,20 +88,13 @@ export async function pushChanges({ ctx, input }: { ctx: SyncContext; input: Pus
   return { results };
 }
 
-/** Two copies of one changeId were pushed at once (to one collection): the loser runs again and finds the winner's decision. */
-class ReceiptRace extends Error {}
-
-const RECEIPT_KEY = "push_receipts_system_collection_change_id_pk";
-
+/**
+ * Two copies of one changeId pushed at once (to one collection): the loser's
+ * receipt collides on the receipts' key; it runs again and finds the
+ * winner's decision.
+ */
 function isReceiptRace(error: unknown): boolean {
-  let current: unknown = error;
-  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
-    if (current instanceof ReceiptRace) return true;
-    const e = current as { code?: unknown; constraint_name?: unknown; constraint?: unknown };
-    if (e.code === "23505" && (e.constraint_name ?? e.constraint) === RECEIPT_KEY) return true;
-    current = current.cause;
-  }
-  return false;
+  return violatesKey(error, "push_receipts_system_collection_change_id_pk");
 }
 
 /**

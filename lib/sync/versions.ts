@@ -1,9 +1,10 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { rowsOf } from "../db/client";
+import { causes, violatesKey } from "../db/errors";
 import { records, recordHistory, type RecordOrigin } from "../db/schema";
 import type { Position } from "./checkpoint";
-import { CHANGES_CHANNEL } from "./events";
+import { changeNotificationSql } from "./events";
 import type { JsonObject } from "./protocol";
 
 /** A new version of a record, ready to be stored. */
@@ -166,8 +167,7 @@ export function versionWrites(
       (select count(*) from v_updated) + (select count(*) from v_created) + 0 * (select count(*) from v_kept) as written,
       (select xid::text from vp) as xid,
       (select json_agg(seq order by ord) from vs)::text as seqs,
-      pg_notify(${CHANGES_CHANNEL}, json_build_object(
-        'c', ${collection}::text, 'from', (select min(seq) from vs), 'to', (select max(seq) from vs), 'x', (select xid::text from vp))::text) as notified`;
+      ${changeNotificationSql(collection, { from: sql`(select min(seq) from vs)`, to: sql`(select max(seq) from vs)`, xid: sql`(select xid::text from vp)` })} as notified`;
   return {
     ctes,
     columns,
@@ -186,21 +186,12 @@ const HISTORY_KEY = "record_history_collection_id_version_pk";
 
 /** Whether `error` (or a cause of it: drizzle wraps driver errors) says the transaction lost a race and may run again. */
 export function isWriteRace(error: unknown): boolean {
-  let current: unknown = error;
-  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
-    if (current instanceof WriteRace) return true;
-    const code = (current as { code?: unknown }).code;
+  for (const e of causes(error)) {
+    if (e instanceof WriteRace) return true;
+    const code = (e as { code?: unknown }).code;
     if (typeof code === "string" && RETRYABLE_SQLSTATES.has(code)) return true;
-    if (code === "23505" && constraintOf(current) === HISTORY_KEY) return true;
-    current = current.cause;
   }
-  return false;
-}
-
-/** The violated constraint's name: postgres.js calls it constraint_name, PGlite constraint. */
-function constraintOf(error: Error): unknown {
-  const e = error as { constraint_name?: unknown; constraint?: unknown };
-  return e.constraint_name ?? e.constraint;
+  return violatesKey(error, HISTORY_KEY);
 }
 
 /**
