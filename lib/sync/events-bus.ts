@@ -36,7 +36,15 @@ function maxXid(a: string, b: string): string {
   return BigInt(a) >= BigInt(b) ? a : b;
 }
 
-type Notice = { kind: "change"; change: ChangeNotification } | { kind: "policy"; version: number };
+/**
+ * A change as the bus handles it: `heard` is the bus's subscription count
+ * when its notification arrived. Only subscribers that had subscribed by then
+ * are told, however long the change waits for the horizon (a stream opened
+ * later pulls first, so it needs no event for it).
+ */
+type HeardChange = ChangeNotification & { heard: number };
+
+type Notice = { kind: "change"; change: HeardChange } | { kind: "policy"; version: number };
 
 /**
  * The process's fan-out of database notifications to event-stream clients:
@@ -60,7 +68,10 @@ export class EventBus implements EventFeed {
   /** The feed's horizon as last read: every position xid below it is final (lib/sync/changes.ts). */
   private horizon = 0n;
   /** Changes committed above the horizon: told once the older transactions have ended. */
-  private held: ChangeNotification[] = [];
+  private held: HeardChange[] = [];
+  /** Subscriptions so far, and each subscriber's number among them (1, 2, …). */
+  private subscriptions = 0;
+  private readonly joined = new WeakMap<EventSubscriber, number>();
   private holdTimer: NodeJS.Timeout | null = null;
   private holdDelay = HOLD_FIRST_DELAY_MS;
 
@@ -87,6 +98,7 @@ export class EventBus implements EventFeed {
       return () => undefined;
     }
     this.subscribers.add(subscriber);
+    this.joined.set(subscriber, ++this.subscriptions);
     return () => {
       this.subscribers.delete(subscriber);
     };
@@ -114,7 +126,7 @@ export class EventBus implements EventFeed {
       this.unlisteners.push(
         await this.handle.listen(CHANGES_CHANNEL, (payload) => {
           const change = parseChangeNotification(payload);
-          if (change) this.enqueue({ kind: "change", change });
+          if (change) this.enqueue({ kind: "change", change: { ...change, heard: this.subscriptions } });
           else log.warn(`ignored a malformed ${CHANGES_CHANNEL} notification: ${payload.slice(0, 200)}`);
         }),
       );
@@ -167,18 +179,23 @@ export class EventBus implements EventFeed {
 
   private async handleBatch(batch: Notice[]): Promise<void> {
     let policyVersion = 0;
-    const changes = new Map<string, ChangeNotification>();
+    const changes = new Map<string, HeardChange>();
     for (const notice of batch) {
       if (notice.kind === "policy") {
         policyVersion = Math.max(policyVersion, notice.version);
         continue;
       }
-      const { c, from, to, x } = notice.change;
+      const { c, from, to, x, heard } = notice.change;
       const seen = changes.get(c);
       // The merged range may also hold rows of other writes (writers do not
       // wait for each other): they are real changes of the collection, told
       // again by their own notification, which is harmless.
-      changes.set(c, seen ? { c, from: Math.min(seen.from, from), to: Math.max(seen.to, to), x: maxXid(seen.x, x) } : { c, from, to, x });
+      changes.set(
+        c,
+        seen
+          ? { c, from: Math.min(seen.from, from), to: Math.max(seen.to, to), x: maxXid(seen.x, x), heard: Math.max(seen.heard, heard) }
+          : { c, from, to, x, heard },
+      );
     }
     if (policyVersion > 0) await this.guard(`policy version ${policyVersion}`, () => this.onPolicy(policyVersion));
     const ready = await this.guard("the feed horizon", () => this.releasable([...changes.values()]));
@@ -206,7 +223,7 @@ export class EventBus implements EventFeed {
    * nothing, and hear of the change only with the next one. The rest wait
    * in `held`, looked at again shortly.
    */
-  private async releasable(changes: ChangeNotification[]): Promise<ChangeNotification[]> {
+  private async releasable(changes: HeardChange[]): Promise<HeardChange[]> {
     if (this.held.length === 0 && changes.every((c) => BigInt(c.x) < this.horizon)) return changes;
     await this.readHorizon();
     // Held changes that are ready now go first: a change is never told after one committed later.
@@ -289,11 +306,11 @@ export class EventBus implements EventFeed {
   }
 
   /** Sends the change event to the subscribers of the systems in `told` (true), with a checkpoint sealed per system. */
-  private tell(change: ChangeNotification, told: Map<string, boolean>, sealer: CheckpointSealer): void {
+  private tell(change: HeardChange, told: Map<string, boolean>, sealer: CheckpointSealer): void {
     // The checkpoint is sealed per system (checkpoint.ts): it tells nothing about changes the system may not see.
     const events = new Map<string, SyncEvent>();
     for (const subscriber of [...this.subscribers]) {
-      if (!told.get(subscriber.system)) continue;
+      if (!told.get(subscriber.system) || (this.joined.get(subscriber) ?? Infinity) > change.heard) continue;
       let event = events.get(subscriber.system);
       if (!event) {
         const checkpoint = sealer.seal({ system: subscriber.system, collection: change.c }, { at: { xid: BigInt(change.x), seq: change.to }, run: null });
