@@ -241,7 +241,10 @@ describe("GET …/changes", () => {
     // Nothing new: the same checkpoint, nothing more.
     const again = await changesOk("crm", "products", { since: checkpoint });
     expect(again).toEqual({ changes: [], checkpoint: expect.any(String), hasMore: false });
-    expect(await positionOf(t.hub.db, "crm", "products", again.checkpoint)).toEqual(await positionOf(t.hub.db, "crm", "products", checkpoint));
+    // The checkpoint stays at the feed's horizon, which only moves on (another transaction may end meanwhile), never back.
+    const [first, second] = [await positionOf(t.hub.db, "crm", "products", checkpoint), await positionOf(t.hub.db, "crm", "products", again.checkpoint)];
+    expect(second.run).toBeNull();
+    expect(comparePositions(second.at, first.at)).toBeGreaterThanOrEqual(0);
     // The default limit (1000) takes everything at once.
     const whole = await changesOk("crm", "products");
     expect(whole.changes).toHaveLength(25);
