@@ -18,14 +18,18 @@ export const RECONNECT_MS = 3000;
 export const MAX_PING_MS = 25_000;
 export const DEFAULT_PING_MS = 20_000;
 /**
- * Blocks the stream holds for a client that is not reading (Next.js stops
- * pulling when the socket's buffer is full). Beyond it, change events are
+ * Chunks the stream holds for a client that is not reading (Next.js stops
+ * pulling when the socket's buffer is full). Beyond it, events wait and are
  * coalesced per collection: a change event is only a hint to pull, so the
- * latest one per collection says everything the dropped ones said.
+ * latest one per collection says everything the dropped ones said. Events
+ * delivered in the same tick are coalesced the same way and leave as one
+ * chunk.
  */
 export const STREAM_QUEUE_BLOCKS = 16;
-/** Coalesced change events kept per client: at most one per collection, and never more than this. */
+/** Coalesced events kept per client: at most one per collection (and one config), and never more than this. */
 const MAX_PENDING_COLLECTIONS = 256;
+/** The pending key of the config event (no collection name can be empty). */
+const CONFIG_KEY = "";
 
 const pingMsSchema = z
   .string()
@@ -77,9 +81,16 @@ class EventStream implements EventSubscriber {
   readonly readable: ReadableStream<Uint8Array>;
   private controller: ReadableStreamDefaultController<Uint8Array> | null = null;
   private closed = false;
-  /** Events waiting for room in the stream: the latest policy version, the latest checkpoint per collection. */
-  private pendingConfig: number | null = null;
-  private readonly pendingChanges = new Map<string, string>();
+  /**
+   * Events waiting to be written, one per key: the latest policy version
+   * (key CONFIG_KEY) and the latest checkpoint per collection, in the order
+   * of those latest events. An event is a hint to pull or to reload the
+   * configuration, so the latest one of each kind says everything earlier
+   * ones said.
+   */
+  private readonly pending = new Map<string, SyncEvent>();
+  /** Whether a flush is already scheduled for the end of this tick. */
+  private flushScheduled = false;
   private readonly timer: ReturnType<typeof setInterval>;
   // A bus that is stopping closes a new subscriber inside subscribe(), before this is assigned.
   private unsubscribe: () => void = () => undefined;
@@ -117,20 +128,32 @@ class EventStream implements EventSubscriber {
     else signal?.addEventListener("abort", this.onAbort, { once: true });
   }
 
+  /**
+   * Queues an event and writes it at the end of the current tick: the bus
+   * tells a batch of changes in one go, and they leave as one chunk (one
+   * write to the socket per client and batch, not one per event).
+   */
   deliver(event: SyncEvent): void {
     if (this.closed) return;
-    if (event.type === "config") {
-      this.pendingConfig = Math.max(this.pendingConfig ?? 0, event.policyVersion);
-    } else if (this.pendingChanges.has(event.collection) || this.pendingChanges.size < MAX_PENDING_COLLECTIONS) {
-      // Re-inserted so that collections leave in the order of their latest change.
-      this.pendingChanges.delete(event.collection);
-      this.pendingChanges.set(event.collection, event.checkpoint);
+    const key = event.type === "config" ? CONFIG_KEY : event.collection;
+    const previous = this.pending.get(key);
+    if (previous || this.pending.size < MAX_PENDING_COLLECTIONS) {
+      // Re-inserted so that events leave in the order of the latest ones.
+      this.pending.delete(key);
+      this.pending.set(key, previous?.type === "config" && event.type === "config" && previous.policyVersion > event.policyVersion ? previous : event);
     }
-    this.flush();
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
   }
 
   /** Ends the stream from the server side; the client reads what is queued, then the end. */
   close(): void {
+    // Events of this tick (e.g. the config event before a removed system's stream ends) still go out.
+    if (!this.closed) this.flush(true);
     if (!this.dispose()) return;
     try {
       this.controller?.close();
@@ -146,8 +169,7 @@ class EventStream implements EventSubscriber {
     clearInterval(this.timer);
     this.unsubscribe();
     this.signal?.removeEventListener("abort", this.onAbort);
-    this.pendingChanges.clear();
-    this.pendingConfig = null;
+    this.pending.clear();
     return true;
   }
 
@@ -155,21 +177,18 @@ class EventStream implements EventSubscriber {
     return !this.closed && (this.controller?.desiredSize ?? 0) > 0;
   }
 
-  /** Moves waiting events into the stream while the client has room for them. */
-  private flush(): void {
-    while (this.hasRoom()) {
-      if (this.pendingConfig !== null) {
-        const policyVersion = this.pendingConfig;
-        this.pendingConfig = null;
-        this.write(formatEvent("config", { policyVersion }));
-        continue;
-      }
-      const next = this.pendingChanges.entries().next();
-      if (next.done) return;
-      const [collection, checkpoint] = next.value;
-      this.pendingChanges.delete(collection);
-      this.write(formatEvent("change", { collection, checkpoint }));
+  /** Writes every waiting event, as one chunk, when the client has room for it (or the stream is ending). */
+  private flush(ending = false): void {
+    if (this.pending.size === 0 || !(ending || this.hasRoom())) return;
+    let blocks = "";
+    for (const event of this.pending.values()) {
+      blocks +=
+        event.type === "config"
+          ? formatEvent("config", { policyVersion: event.policyVersion })
+          : formatEvent("change", { collection: event.collection, checkpoint: event.checkpoint });
     }
+    this.pending.clear();
+    this.write(blocks);
   }
 
   private write(block: string): void {

@@ -166,6 +166,8 @@ export function decide(
   receivedAt: Date,
   /** Why the change's data or patch cannot be stored (json-safety.ts unstorableReason), or null. */
   unstorable: string | null,
+  /** The digest of `change.data` when the caller already has it (push.ts hashes each body once); a record written as sent reuses it. */
+  dataDigest?: string,
 ): Outcome {
   const { changeId, id } = change;
   const b = change.baseVersion;
@@ -177,13 +179,15 @@ export function decide(
     return refuse("invalid", 'A patch cannot set fields named "constructor" or "prototype"; send the whole record as data instead.');
   }
   const modifiedAt = effectiveModifiedAt(change.modifiedAt, receivedAt);
+  // The same object as the change's data has the digest the caller computed; anything else is hashed.
+  const digestOfSent = (data: JsonObject | null): string => (dataDigest !== undefined && data !== null && data === change.data ? dataDigest : digestOf(data));
   const newVersion = (version: number, data: JsonObject | null, lastLive: JsonObject, origin: "push" | "merge"): NewVersion => ({
     id,
     version,
     // A tombstone keeps the last live data so read scopes can still be evaluated for it.
     data: data ?? lastLive,
     deleted: data === null,
-    digest: digestOf(data),
+    digest: digestOfSent(data),
     origin,
     changeId,
     writtenBy: s.system,
@@ -264,7 +268,7 @@ export function decide(
   if (!check.ok) return refuse("forbidden", check.reason);
 
   const next = server.version + 1;
-  const own = mine === null ? DELETED_DIGEST : digestOf(mine);
+  const own = digestOfSent(mine);
   const isConflict = b !== server.version && !(b === null && server.deleted);
   if (!isConflict) {
     const write = newVersion(next, applied, serverLive ?? server.data, "push");

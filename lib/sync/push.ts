@@ -150,6 +150,8 @@ interface Checked {
   unstorable: string | null;
   /** SHA-256 of the change's canonical JSON, which tells a re-send from a reused changeId; null when unstorable. */
   digest: string | null;
+  /** The digest of its `data` (protocol.md), when it has storable data: hashed here once, reused by decide(). */
+  dataDigest?: string;
 }
 
 /** 413 for the whole request when a body is over the record limit (before anything is written). */
@@ -169,7 +171,8 @@ function checkChange(change: PushChange, i: number): Checked {
   const { data: _data, patch: _patch, ...envelope } = change;
   const kind = change.data ? "data" : change.patch ? "patch" : "deleted";
   const digest = createHash("sha256").update(`${canonicalJson(envelope as JsonObject)}\n${kind}\n`).update(bodyText).digest("hex");
-  return { unstorable, digest };
+  if (!change.data) return { unstorable, digest };
+  return { unstorable, digest, dataDigest: createHash("sha256").update(bodyText, "utf8").digest("hex") };
 }
 
 async function pushOnce(db: Database, s: PushSettings, changes: readonly PushChange[], checked: readonly Checked[], lock: boolean): Promise<Pushed> {
@@ -185,7 +188,7 @@ async function pushOnce(db: Database, s: PushSettings, changes: readonly PushCha
   const receipts: { change: PushChange; digest: string | null; decision: Decision }[] = [];
 
   for (const [i, change] of changes.entries()) {
-    const { digest, unstorable } = checked[i] as Checked;
+    const { digest, unstorable, dataDigest } = checked[i] as Checked;
     const previous = taken.get(change.changeId);
     if (previous) {
       const reused = previous.recordId !== change.id || digest === null || (previous.changeDigest !== null && previous.changeDigest !== digest);
@@ -203,7 +206,7 @@ async function pushOnce(db: Database, s: PushSettings, changes: readonly PushCha
       );
       continue;
     }
-    const outcome = decide(s, change, state.get(change.id), baseOf(change.id), receivedAt, unstorable);
+    const outcome = decide(s, change, state.get(change.id), baseOf(change.id), receivedAt, unstorable, dataDigest);
     const { decision, write } = outcome;
     if (write) {
       versions.push(write);

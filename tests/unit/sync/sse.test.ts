@@ -88,32 +88,65 @@ describe("openEventStream", () => {
     expect(feed.subscribers.size).toBe(0);
   });
 
-  it("coalesces change events per collection once an unread client's queue is full", async () => {
+  it("writes the events of one tick as one chunk, the latest per collection, in the order of the latest", async () => {
     const feed = new FakeFeed();
     const controller = new AbortController();
     const stream = await openEventStream({ ctx, bus: feed, signal: controller.signal, pingMs: 25_000 });
+    const reader = stream.getReader();
+    expect(decoder.decode((await reader.read()).value)).toBe(": connected\n\nretry: 3000\n\n");
+    // A batch of the bus: all delivered in one tick.
+    feed.send({ type: "change", collection: "customers", checkpoint: "s1" });
+    feed.send({ type: "change", collection: "orders", checkpoint: "s2" });
+    feed.send({ type: "config", policyVersion: 3 });
+    feed.send({ type: "change", collection: "customers", checkpoint: "s4" });
+    expect(decoder.decode((await reader.read()).value)).toBe(
+      'event: change\ndata: {"collection":"orders","checkpoint":"s2"}\n\n' +
+        'event: config\ndata: {"policyVersion":3}\n\n' +
+        'event: change\ndata: {"collection":"customers","checkpoint":"s4"}\n\n',
+    );
+    // A later config event never announces an older policy version than one still waiting.
+    feed.send({ type: "config", policyVersion: 6 });
+    feed.send({ type: "config", policyVersion: 5 });
+    expect(decoder.decode((await reader.read()).value)).toBe('event: config\ndata: {"policyVersion":6}\n\n');
+    controller.abort();
+  });
+
+  it("coalesces events per collection once an unread client's queue is full", async () => {
+    const feed = new FakeFeed();
+    const controller = new AbortController();
+    const stream = await openEventStream({ ctx, bus: feed, signal: controller.signal, pingMs: 25_000 });
+    // One event per tick, as separate bus batches would tell them.
     for (let i = 1; i <= 100; i++) {
       feed.send({ type: "change", collection: i % 2 ? "customers" : "orders", checkpoint: `s${i}` });
+      await Promise.resolve();
     }
     feed.send({ type: "config", policyVersion: 4 });
+    await Promise.resolve();
     feed.send({ type: "config", policyVersion: 5 });
+    await Promise.resolve();
     const reader = stream.getReader();
-    const blocks: string[] = [];
+    const chunks: string[] = [];
     // Read what is queued, then end the stream: the coalesced events come out as the client reads.
-    for (let i = 0; i < STREAM_QUEUE_BLOCKS + 3; i++) {
+    for (let i = 0; i < STREAM_QUEUE_BLOCKS + 1; i++) {
       const { value } = await reader.read();
-      blocks.push(decoder.decode(value));
+      chunks.push(decoder.decode(value));
     }
     controller.abort();
     const rest = await reader.read();
     expect(rest.done).toBe(true);
-    // The connect block, 15 change events, then the pending ones: the
-    // latest config first, then the latest per collection in the order of those latest changes.
-    expect(blocks.slice(STREAM_QUEUE_BLOCKS)).toEqual([
-      'event: config\ndata: {"policyVersion":5}\n\n',
-      'event: change\ndata: {"collection":"customers","checkpoint":"s99"}\n\n',
-      'event: change\ndata: {"collection":"orders","checkpoint":"s100"}\n\n',
-    ]);
+    // The connect chunk and 15 change events filled the queue (s1…s15); the
+    // rest waited and left as one chunk: the latest per collection and the
+    // latest config, in the order of those latest events.
+    expect(chunks.slice(1, STREAM_QUEUE_BLOCKS)).toEqual(
+      Array.from({ length: STREAM_QUEUE_BLOCKS - 1 }, (_, i) =>
+        formatEvent("change", { collection: (i + 1) % 2 ? "customers" : "orders", checkpoint: `s${i + 1}` }),
+      ),
+    );
+    expect(chunks[STREAM_QUEUE_BLOCKS]).toBe(
+      'event: change\ndata: {"collection":"customers","checkpoint":"s99"}\n\n' +
+        'event: change\ndata: {"collection":"orders","checkpoint":"s100"}\n\n' +
+        'event: config\ndata: {"policyVersion":5}\n\n',
+    );
   });
 
   it("ends and unsubscribes when the client cancels, and when the feed closes it", async () => {
