@@ -98,6 +98,26 @@ const SEALED_PATTERN = new RegExp(`^${VERSION}[A-Za-z0-9_-]{${SEALED_LENGTH - VE
 if (SEALED_LENGTH > MAX_CHECKPOINT_LENGTH) throw new Error("A sealed checkpoint must fit MAX_CHECKPOINT_LENGTH.");
 const LEGACY_PATTERN = /^s(0|[1-9][0-9]{0,15})(\.(0|[1-9][0-9]{0,15})){0,2}$/;
 
+/**
+ * Random IVs drawn from the CSPRNG in bulk, each 12-byte slice used once:
+ * the event bus seals a checkpoint per system for every change, and one
+ * randomBytes() call per checkpoint cost more than the encryption (Next.js
+ * wraps node:crypto's randomBytes). The IVs are as random as before.
+ */
+const IV_POOL_BYTES = IV_BYTES * 512;
+let ivPool = Buffer.alloc(0);
+let ivOffset = 0;
+
+function nextIv(): Buffer {
+  if (ivOffset + IV_BYTES > ivPool.length) {
+    ivPool = randomBytes(IV_POOL_BYTES);
+    ivOffset = 0;
+  }
+  const iv = ivPool.subarray(ivOffset, ivOffset + IV_BYTES);
+  ivOffset += IV_BYTES;
+  return iv;
+}
+
 export class CheckpointSealer {
   constructor(private readonly key: Buffer) {
     if (key.length !== 32) throw new RangeError("A checkpoint key is 32 bytes.");
@@ -115,7 +135,7 @@ export class CheckpointSealer {
     put(at, 1);
     put(run?.start, 17);
     put(run?.origin, 33);
-    const iv = randomBytes(IV_BYTES);
+    const iv = nextIv();
     const cipher = createCipheriv("aes-256-gcm", this.key, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(additionalData(scope));
     const sealed = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);

@@ -1,6 +1,6 @@
 import { sql, type SQL } from "drizzle-orm";
 import { rowsOf, type Database, type DatabaseHandle, type Unlisten } from "../db/client";
-import { recordHistory, records } from "../db/schema";
+import { policyVersions, recordHistory, records } from "../db/schema";
 import { log } from "../log";
 import { scopeSql, type CompiledPolicy, type Scope } from "../policy/compile";
 import { KEYS_CHANNEL } from "../auth/api-keys";
@@ -67,6 +67,8 @@ export class EventBus implements EventFeed {
   private draining: Promise<void> | null = null;
   /** The feed's horizon as last read: every position xid below it is final (lib/sync/changes.ts). */
   private horizon = 0n;
+  /** The active policy version as read with the horizon (null: none yet, or not read). */
+  private policyVersion: number | null = null;
   /** Changes committed above the horizon: told once the older transactions have ended. */
   private held: HeardChange[] = [];
   /** Subscriptions so far, and each subscriber's number among them (1, 2, …). */
@@ -202,7 +204,8 @@ export class EventBus implements EventFeed {
     const told = [...(ready ?? changes.values())];
     if (told.length === 0 || this.subscribers.size === 0) return;
     // One policy lookup for the batch; the collections' audiences are worked out at once, and told in order.
-    const policy = await this.guard("the active policy", () => getActivePolicy(this.db));
+    // The active version was read with the horizon (releasable): the policy itself is cached.
+    const policy = await this.guard("the active policy", () => getActivePolicy(this.db, this.policyVersion ?? undefined));
     if (!policy) return;
     const audiences = await Promise.all(
       told.map((change) => this.guard(`changes ${change.from}..${change.to} of ${change.c}`, () => this.audience(change, policy.compiled))),
@@ -224,7 +227,7 @@ export class EventBus implements EventFeed {
    * in `held`, looked at again shortly.
    */
   private async releasable(changes: HeardChange[]): Promise<HeardChange[]> {
-    if (this.held.length === 0 && changes.every((c) => BigInt(c.x) < this.horizon)) return changes;
+    // Read for every batch: the same statement tells the active policy version, which the batch needs anyway.
     await this.readHorizon();
     // Held changes that are ready now go first: a change is never told after one committed later.
     const all = [...this.held, ...changes];
@@ -234,10 +237,16 @@ export class EventBus implements EventFeed {
     return ready;
   }
 
+  /** Reads the feed's horizon and the active policy version, in one statement. */
   private async readHorizon(): Promise<void> {
-    const [row] = rowsOf<{ horizon: string }>(await this.db.execute(sql`select ${HORIZON_SQL}::text as horizon`));
+    const [row] = rowsOf<{ horizon: string; policy_version: number | string | null }>(
+      await this.db.execute(
+        sql`select ${HORIZON_SQL}::text as horizon, (select max(${policyVersions.version}) from ${policyVersions}) as policy_version`,
+      ),
+    );
     const horizon = BigInt(row?.horizon ?? "0");
     if (horizon > this.horizon) this.horizon = horizon;
+    this.policyVersion = row?.policy_version == null ? null : Number(row.policy_version);
   }
 
   /** Looks at held changes again after a growing pause (1 ms, doubling up to HOLD_MAX_DELAY_MS); they go back to the inbox once releasable. */
