@@ -234,6 +234,20 @@ export function installEncodingHeaders(): void {
 }
 
 /**
+ * The bytes of answers built from a buffer the hub holds (respond.ts json()),
+ * so encodeResponse need not read them back through the body stream: a 10,000
+ * record page is 2 MB, and reading it back cost as much as serialising it.
+ */
+const knownBodies = new WeakMap<Response, Buffer>();
+
+/** A response whose body is exactly `bytes` (which must not change afterwards), known to encodeResponse. */
+export function responseOfBytes(bytes: Buffer, init: ResponseInit): Response {
+  const response = new Response(bytes as Uint8Array<ArrayBuffer>, init);
+  knownBodies.set(response, bytes);
+  return response;
+}
+
+/**
  * A JSON answer in the coding the request asks for (`chooseCoding`), with
  * `Content-Encoding`, `Vary: Accept-Encoding` and the Content-Length of the
  * bytes sent; every answer also names the codings the hub reads in request
@@ -243,7 +257,7 @@ export function installEncodingHeaders(): void {
  */
 export async function encodeResponse(request: Request, response: Response): Promise<Response> {
   if (!env().CONCORD_COMPRESS || response.body === null || !compressible(response) || response.headers.has("content-encoding")) return response;
-  const bytes = Buffer.from(await response.arrayBuffer());
+  const bytes = knownBodies.get(response) ?? Buffer.from(await response.arrayBuffer());
   const headers = new Headers(response.headers);
   addVary(headers, "Accept-Encoding");
   headers.set("accept-encoding", REQUEST_CODINGS_HEADER);

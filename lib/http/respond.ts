@@ -3,7 +3,7 @@ import { ZodError } from "zod";
 import { unavailableCause } from "../db/unavailable";
 import { isServiceError, ServiceError, type ErrorCode } from "../errors";
 import { log } from "../log";
-import { REQUEST_CODINGS_HEADER } from "./compression";
+import { REQUEST_CODINGS_HEADER, responseOfBytes } from "./compression";
 
 const STATUS: Record<ErrorCode, number> = {
   invalid_request: 400,
@@ -43,7 +43,7 @@ export function json(body: unknown, init: ResponseInit = {}): Response {
   const headers = new Headers(init.headers);
   headers.set("content-type", "application/json; charset=utf-8");
   headers.set("cache-control", "no-store");
-  return new Response(JSON.stringify(body), { ...init, headers });
+  return responseOfBytes(Buffer.from(JSON.stringify(body), "utf8"), { ...init, headers });
 }
 
 /** The response with X-Request-Id set (a copy when its headers cannot be changed). */
