@@ -20,6 +20,8 @@ import {
   type SyncReport,
 } from "../lib/client";
 import { PgliteStore } from "../lib/client/pglite-store";
+import { openConnector, readConnectConfig } from "../lib/connect/connector";
+import type { Problem } from "../lib/connect/table-store";
 import { isJsonObject, type JsonObject, type PushResult } from "../lib/sync/protocol";
 import { describeProblem, parseStrictJson } from "../lib/sync/strict-json";
 import {
@@ -426,6 +428,76 @@ program
       ]));
     }),
   );
+
+program
+  .command("connect")
+  .description("keep tables of this system's own database (PostgreSQL or SQLite) in sync with the hub, as a connector file says")
+  .option("--once", "run one full cycle (push the table's changes, pull the hub's), print a summary and exit")
+  .option("--status", "print pending and quarantined changes and rows that cannot be mapped (no network)")
+  .action(async (options: { once?: boolean; status?: boolean }) => {
+    const file = globalConfig();
+    if (!file) throw new UsageError("concord connect needs --config FILE: the connector's YAML file (see README, \"Connect a business system\").");
+    let config;
+    try {
+      config = await readConnectConfig(path.resolve(file));
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+    const connector = await openConnector(config);
+    const { client, store } = connector;
+    const stamp = () => new Date().toISOString().slice(11, 19);
+    const printProblems = (problems: Problem[]) => {
+      if (problems.length === 0) return;
+      out("rows that cannot be mapped (left as they are; fix them in the table):");
+      for (const p of problems) out(`  ${p.collection}/${p.id} ${p.message}`);
+    };
+    try {
+      if (options.status) {
+        const status = await client.status();
+        out(`hub: ${config.hub}  database: ${config.database.engine}  tables: ${config.collections.map((c) => `${c.collection}=${c.schema ? `${c.schema}.` : ""}${c.table}`).join(", ")}`);
+        out(table([
+          ["pending changes", status.pendingChanges],
+          ["quarantined", status.quarantined],
+        ]));
+        const quarantined = await client.quarantined();
+        if (quarantined.length > 0) {
+          out("quarantined changes (the hub refused them; fix the row or the policy):");
+          for (const e of quarantined) out(`  ${e.collection}/${e.id}: ${e.quarantine?.status}: ${e.quarantine?.reason}`);
+        }
+        printProblems(store.problems());
+        return;
+      }
+      if (options.once) {
+        const { report, problems } = await connector.once();
+        out("connect cycle done:");
+        out(reportTable(report));
+        printProblems(problems);
+        if (report.quarantined > 0) out("Some changes were refused by the hub; `concord connect --config FILE --status` shows why.");
+        return;
+      }
+      // Continuously: a cycle now, then at the hub's interval and when the hub tells of a change.
+      client.on("change", ({ collection, ids }) => out(`${stamp()} ${collection}: ${ids.length} row(s) written from the hub`));
+      client.on("conflict", ({ collection, result }) => out(`${stamp()} conflict${describeConflict(collection, result).trimStart().replace(/^/, " ")}`));
+      client.on("quarantine", ({ entry }) => out(`${stamp()} quarantined ${entry.collection}/${entry.id}: ${entry.quarantine?.reason}`));
+      client.on("error", ({ error }) => out(`${stamp()} error: ${error.message}`));
+      const first = await connector.once();
+      out(`${stamp()} connected: pushed ${first.report.pushed}, pulled ${first.report.pulled}; Ctrl-C to stop.`);
+      printProblems(first.problems);
+      const keepAlive = setInterval(() => undefined, 2 ** 30);
+      client.start();
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", resolve);
+        process.once("SIGTERM", resolve);
+        client.on("status", ({ state }) => {
+          if (state === "stopped") resolve();
+        });
+      });
+      clearInterval(keepAlive);
+      out("stopped.");
+    } finally {
+      await connector.close();
+    }
+  });
 
 async function main(): Promise<number> {
   try {

@@ -49,6 +49,8 @@ export interface SyncClientOptions {
   backoff?: BackoffOptions;
   /** Page size of /changes and /manifest (default and maximum 10,000). */
   pageLimit?: number;
+  /** Sync only these collections (default: every collection the system may read). */
+  collections?: readonly string[];
 }
 
 export interface SyncReport {
@@ -148,6 +150,7 @@ export class SyncClient {
   private readonly debounceMs: number;
   private readonly backoffOptions: BackoffOptions;
   private readonly pageLimit: number;
+  private readonly only: ReadonlySet<string> | null;
   /** Local writes and applying answers: never interleaved between a read and its write. */
   private readonly lock = new Mutex();
   /** Syncs run one after another. */
@@ -182,6 +185,7 @@ export class SyncClient {
     this.debounceMs = options.debounceMs ?? 200;
     this.backoffOptions = options.backoff ?? DEFAULT_BACKOFF;
     this.pageLimit = Math.min(options.pageLimit ?? MAX_PAGE_LIMIT, MAX_PAGE_LIMIT);
+    this.only = options.collections ? new Set(options.collections) : null;
     this.syncBackoff = new Backoff(this.backoffOptions);
     this.emitter = new Emitter((error) => this.logger.warn(`an event handler threw: ${String(error)}`));
   }
@@ -644,7 +648,7 @@ export class SyncClient {
 
   private readableCollections(): string[] {
     return Object.entries(this.config?.collections ?? {})
-      .filter(([, c]) => c.read !== null)
+      .filter(([name, c]) => c.read !== null && (this.only === null || this.only.has(name)))
       .map(([name]) => name);
   }
 

@@ -160,4 +160,57 @@ describe("the concord CLI against a real hub", () => {
     }
     expect(JSON.parse(await ok("get", "customers", "cli-web-1"))).toMatchObject({ name: "Web Wendy" });
   });
+
+  it("connect --once syncs a SQLite table with no code; a bad connector file is named with line and column", async () => {
+    const site = path.join(dir, "connect");
+    mkdirSync(site, { recursive: true });
+    const Database = (await import("better-sqlite3")).default;
+    const db = new Database(path.join(site, "crm.db"));
+    db.exec(`create table customers (id text primary key, name text, email_address text, region text)`);
+    db.prepare(`insert into customers values (?, ?, ?, ?)`).run("conn-1", "Carla", "carla@example.com", "north");
+    db.close();
+    writeFileSync(
+      path.join(site, "connect.yaml"),
+      `hub: ${BASE}\nkey: \${CRM_KEY}\ndatabase: sqlite:./crm.db\ncollections:\n  customers:\n    table: customers\n    columns: {email: email_address}\n`,
+    );
+    const run = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn("node", [BIN, ...args], { cwd: site, env: { ...process.env, CONCORD_CONFIG: "", CRM_KEY: key } });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+      });
+
+    // A record the hub already has, written by another client of the same system.
+    const pushed = await fetch(`${BASE}/api/v1/collections/customers/push`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ changes: [{ changeId: `conn-${process.pid}`, id: "conn-hub-1", baseVersion: null, data: { name: "Hub Hank", region: "east" } }] }),
+    });
+    expect(pushed.status).toBe(200);
+
+    const first = await run("connect", "--config", "connect.yaml", "--once");
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/connect cycle done:/);
+    expect(first.stdout).toMatch(/pushed\s+1/);
+    const pulled = await fetch(`${BASE}/api/v1/collections/customers/changes`, { headers: { authorization: `Bearer ${key}` } });
+    const page = (await pulled.json()) as { changes: { id: string; data?: Record<string, unknown> }[] };
+    expect(page.changes.find((c) => c.id === "conn-1")?.data).toEqual({ name: "Carla", email: "carla@example.com", region: "north" });
+    // The hub's records came into the table.
+    const check = new Database(path.join(site, "crm.db"), { readonly: true });
+    const hank = check.prepare(`select name, email_address, region from customers where id = ?`).get("conn-hub-1");
+    check.close();
+    expect(hank).toEqual({ name: "Hub Hank", email_address: null, region: "east" });
+
+    const status = await run("connect", "--config", "connect.yaml", "--status");
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/pending changes\s+0/);
+
+    writeFileSync(path.join(site, "bad.yaml"), `hub: ${BASE}\nkey: \${NOT_SET_ANYWHERE}\ndatabase: mysql://x\ncollections: {}\n`);
+    const bad = await run("connect", "--config", "bad.yaml", "--once");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/line 2, column 6: \$\{NOT_SET_ANYWHERE\} is not set in the environment/);
+  });
 });

@@ -1,0 +1,243 @@
+import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
+import path from "node:path";
+import postgres from "postgres";
+import type { JsonValue } from "../sync/protocol";
+import { fromPostgresText, fromSqliteValue, postgresKind, sqliteKind, toPostgresText, toSqliteValue, type ColumnInfo } from "./values";
+
+/**
+ * The small interface the connector needs from a business system's database,
+ * so that one more engine (MySQL, say) is one more implementation of it: run
+ * a statement (with `?` placeholders), run several atomically, describe a
+ * table, and the few places where SQL dialects differ. Statements are built
+ * by table-store.ts from quoted identifiers and placeholders only.
+ */
+export interface SqlDriver {
+  readonly engine: "postgres" | "sqlite";
+  /** The rows of a statement. */
+  all(text: string, params?: readonly unknown[]): Promise<Record<string, unknown>[]>;
+  /** Runs `work` in one transaction: all of its statements land, or none. */
+  transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /** The columns of a table in their order, or null when there is no such table. */
+  columns(schema: string | null, table: string): Promise<ColumnInfo[] | null>;
+  /** Where the connector's own tables live: `concord.records` or `concord_records`. */
+  own(name: "records" | "outbox" | "state"): string;
+  /** Creates the connector's own tables when missing (idempotent). */
+  setup(): Promise<void>;
+  /** An SQL expression that fingerprints these columns of `alias` (equal values, equal fingerprint). */
+  fingerprint(alias: string, columns: readonly string[]): string;
+  /** The placeholder for a value written into a column (with its cast where the engine needs one). */
+  placeholder(column: ColumnInfo): string;
+  /** A column as the statement selects it for fromDatabase (PostgreSQL: its text form). */
+  selectable(alias: string, column: ColumnInfo): string;
+  fromDatabase(value: unknown, column: ColumnInfo): JsonValue | undefined;
+  toDatabase(value: JsonValue | undefined, column: ColumnInfo): unknown;
+  close(): Promise<void>;
+}
+
+/** What a transaction can do. */
+export interface SqlExecutor {
+  all(text: string, params?: readonly unknown[]): Promise<Record<string, unknown>[]>;
+  /** Runs `work` inside a savepoint: if it throws, only its statements are undone, and the error is rethrown. */
+  savepoint<T>(work: () => Promise<T>): Promise<T>;
+}
+
+export function quote(identifier: string): string {
+  return `"${identifier.replaceAll('"', '""')}"`;
+}
+
+export function quoteTable(schema: string | null, table: string): string {
+  return schema ? `${quote(schema)}.${quote(table)}` : quote(table);
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL (postgres.js)
+
+/** `?` placeholders as `$1, $2, …` (the statements never hold a literal `?`). */
+function numbered(text: string): string {
+  let n = 0;
+  return text.replace(/\?/g, () => `$${++n}`);
+}
+
+export async function openPostgresDriver(url: string): Promise<SqlDriver> {
+  const sql = postgres(url, {
+    max: 2,
+    onnotice: () => undefined,
+    // Column values travel as text (selectable), read in UTC with ISO dates so timestamps have one spelling.
+    connection: { application_name: "concord-connect", TimeZone: "UTC", DateStyle: "ISO, YMD" },
+  });
+  const run = async (q: postgres.Sql | postgres.TransactionSql, text: string, params: readonly unknown[] = []) =>
+    (await q.unsafe(numbered(text), params as postgres.ParameterOrJSON<never>[])) as unknown as Record<string, unknown>[];
+  try {
+    await sql`select 1`;
+  } catch (error) {
+    await sql.end({ timeout: 1 });
+    throw new Error(`Could not connect to the database ${redact(url)}: ${(error as Error).message}`);
+  }
+  return {
+    engine: "postgres",
+    all: (text, params) => run(sql, text, params),
+    async transaction(work) {
+      return (await sql.begin(async (tx) => {
+        let savepoints = 0;
+        const executor: SqlExecutor = {
+          all: (text, params) => run(tx, text, params),
+          async savepoint(inner) {
+            const name = `concord_${++savepoints}`;
+            await tx.unsafe(`savepoint ${name}`);
+            try {
+              const result = await inner();
+              await tx.unsafe(`release savepoint ${name}`);
+              return result;
+            } catch (error) {
+              await tx.unsafe(`rollback to savepoint ${name}`);
+              throw error;
+            }
+          },
+        };
+        return work(executor);
+      })) as Awaited<ReturnType<typeof work>>;
+    },
+    async columns(schema, table) {
+      const rows = await run(
+        sql,
+        `select a.attname as name, format_type(a.atttypid, a.atttypmod) as type
+         from pg_attribute a
+         where a.attrelid = to_regclass(?) and a.attnum > 0 and not a.attisdropped
+         order by a.attnum`,
+        [quoteTable(schema, table)],
+      );
+      if (rows.length === 0) return null;
+      return rows.map((r) => ({ name: String(r.name), sqlType: String(r.type), kind: postgresKind(String(r.type)) }));
+    },
+    own: (name) => `concord.${name}`,
+    async setup() {
+      await sql.unsafe(`
+        create schema if not exists concord;
+        create table if not exists concord.records (
+          collection text not null, id text not null, base text, fp text, modified_at text,
+          primary key (collection, id));
+        create table if not exists concord.outbox (
+          seq bigserial primary key, change_id text not null unique, entry text not null);
+        create table if not exists concord.state (key text primary key, value text not null);`);
+    },
+    fingerprint: (alias, columns) => `md5(row(${columns.map((c) => `${alias}.${quote(c)}`).join(", ")})::text)`,
+    placeholder: (column) => `?::${column.sqlType}`,
+    selectable: (alias, column) => `${alias}.${quote(column.name)}::text`,
+    fromDatabase: (value, column) => fromPostgresText(value as string | null, column),
+    toDatabase: (value, column) => toPostgresText(value, column),
+    async close() {
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
+/** A database URL without its password, for messages. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(the configured database)";
+  }
+}
+
+// ---------------------------------------------------------------------------
+// SQLite (better-sqlite3, an optional dependency)
+
+interface BetterSqlite {
+  prepare(text: string): { all(...params: unknown[]): Record<string, unknown>[]; run(...params: unknown[]): unknown; reader: boolean };
+  exec(text: string): void;
+  function(name: string, options: { varargs: boolean; deterministic: boolean }, fn: (...args: unknown[]) => unknown): void;
+  pragma(text: string): unknown;
+  close(): void;
+  readonly inTransaction: boolean;
+}
+
+export async function openSqliteDriver(file: string): Promise<SqlDriver> {
+  let Database: new (file: string, options?: { fileMustExist?: boolean }) => BetterSqlite;
+  try {
+    Database = createRequire(import.meta.url)("better-sqlite3") as typeof Database;
+  } catch (error) {
+    throw new Error(
+      `SQLite needs the better-sqlite3 package, which is not installed or not built here (${(error as Error).message.split("\n")[0]}); run \`npm install better-sqlite3\` (it compiles with python3, make and a C++ compiler when no prebuilt binary fits).`,
+    );
+  }
+  let db: BetterSqlite;
+  try {
+    db = new Database(path.resolve(file), { fileMustExist: true });
+  } catch (error) {
+    throw new Error(`Could not open the SQLite database ${file}: ${(error as Error).message}`);
+  }
+  db.pragma("journal_mode = WAL");
+  db.pragma("busy_timeout = 5000");
+  // The fingerprint of a row's values: what the connector compares to see a row changed since it last synced.
+  db.function("concord_fp", { varargs: true, deterministic: true }, (...values: unknown[]) =>
+    createHash("sha1")
+      .update(JSON.stringify(values, (_, v: unknown) => (typeof v === "bigint" ? `${v}n` : v instanceof Uint8Array ? Buffer.from(v).toString("base64") : v)))
+      .digest("hex"),
+  );
+  const all = (text: string, params: readonly unknown[] = []) => {
+    const statement = db.prepare(text);
+    if (statement.reader) return statement.all(...params);
+    statement.run(...params);
+    return [];
+  };
+  let savepoints = 0;
+  return {
+    engine: "sqlite",
+    all: async (text, params) => all(text, params),
+    async transaction(work) {
+      // better-sqlite3 is synchronous: nothing else runs on this connection while `work` awaits only our own statements.
+      db.exec("begin immediate");
+      try {
+        const result = await work({
+          all: async (text, params) => all(text, params),
+          async savepoint(inner) {
+            const name = `concord_${++savepoints}`;
+            db.exec(`savepoint ${name}`);
+            try {
+              const value = await inner();
+              db.exec(`release ${name}`);
+              return value;
+            } catch (error) {
+              db.exec(`rollback to ${name}`);
+              db.exec(`release ${name}`);
+              throw error;
+            }
+          },
+        });
+        db.exec("commit");
+        return result;
+      } catch (error) {
+        if (db.inTransaction) db.exec("rollback");
+        throw error;
+      }
+    },
+    async columns(schema, table) {
+      if (schema !== null) throw new Error(`SQLite has no schemas: name the table without "${schema}."`);
+      const rows = all(`select name, type from pragma_table_info(?) order by cid`, [table]);
+      if (rows.length === 0) return null;
+      return rows.map((r) => ({ name: String(r.name), sqlType: String(r.type ?? ""), kind: sqliteKind(String(r.type ?? "")) }));
+    },
+    own: (name) => `concord_${name}`,
+    async setup() {
+      db.exec(`
+        create table if not exists concord_records (
+          collection text not null, id text not null, base text, fp text, modified_at text,
+          primary key (collection, id));
+        create table if not exists concord_outbox (
+          seq integer primary key autoincrement, change_id text not null unique, entry text not null);
+        create table if not exists concord_state (key text primary key, value text not null);`);
+    },
+    fingerprint: (alias, columns) => `concord_fp(${columns.map((c) => `${alias}.${quote(c)}`).join(", ")})`,
+    placeholder: () => "?",
+    selectable: (alias, column) => `${alias}.${quote(column.name)}`,
+    fromDatabase: (value, column) => fromSqliteValue(value, column),
+    toDatabase: (value, column) => toSqliteValue(value, column),
+    async close() {
+      db.close();
+    },
+  };
+}
