@@ -20,7 +20,7 @@ import {
   type SyncReport,
 } from "../lib/client";
 import { PgliteStore } from "../lib/client/pglite-store";
-import { openConnector, readConnectConfig } from "../lib/connect/connector";
+import { openConnector, openDriver, readConnectConfig } from "../lib/connect/connector";
 import type { Problem } from "../lib/connect/table-store";
 import { isJsonObject, type JsonObject, type PushResult } from "../lib/sync/protocol";
 import { describeProblem, parseStrictJson } from "../lib/sync/strict-json";
@@ -434,7 +434,9 @@ program
   .description("keep tables of this system's own database (PostgreSQL or SQLite) in sync with the hub, as a connector file says")
   .option("--once", "run one full cycle (push the table's changes, pull the hub's), print a summary and exit")
   .option("--status", "print pending and quarantined changes and rows that cannot be mapped (no network)")
-  .action(async (options: { once?: boolean; status?: boolean }) => {
+  .option("--install", "install the triggers of capture: trigger on the configured tables (idempotent), then exit")
+  .option("--uninstall", "remove those triggers (idempotent), then exit")
+  .action(async (options: { once?: boolean; status?: boolean; install?: boolean; uninstall?: boolean }) => {
     const file = globalConfig();
     if (!file) throw new UsageError("concord connect needs --config FILE: the connector's YAML file (see README, \"Connect a business system\").");
     let config;
@@ -442,6 +444,20 @@ program
       config = await readConnectConfig(path.resolve(file));
     } catch (error) {
       throw new UsageError((error as Error).message);
+    }
+    if (options.install || options.uninstall) {
+      const driver = await openDriver(config);
+      try {
+        await driver.setup();
+        const tables = config.collections.map((c) => ({ collection: c.collection, schema: c.schema, table: c.table, idColumn: c.idColumn }));
+        if (options.install) await driver.installCapture(tables);
+        else await driver.uninstallCapture(tables);
+      } finally {
+        await driver.close();
+      }
+      out(`${options.install ? "Installed" : "Removed"} the capture triggers on ${config.collections.map((c) => (c.schema ? `${c.schema}.${c.table}` : c.table)).join(", ")}.`);
+      if (options.install && config.capture !== "trigger") out("Set `capture: trigger` in the connector file to use them.");
+      return;
     }
     const connector = await openConnector(config);
     const { client, store } = connector;
@@ -485,6 +501,8 @@ program
       printProblems(first.problems);
       const keepAlive = setInterval(() => undefined, 2 ** 30);
       client.start();
+      // capture: trigger: a change in the table starts a cycle at once (PostgreSQL NOTIFY; SQLite: a look every 250 ms).
+      const stopWatching = config.capture === "trigger" ? await connector.watchTables(() => client.syncSoon()) : null;
       await new Promise<void>((resolve) => {
         process.once("SIGINT", resolve);
         process.once("SIGTERM", resolve);
@@ -492,6 +510,7 @@ program
           if (state === "stopped") resolve();
         });
       });
+      await stopWatching?.();
       clearInterval(keepAlive);
       out("stopped.");
     } finally {

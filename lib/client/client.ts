@@ -816,6 +816,15 @@ export class SyncClient {
     this.wakeStream?.();
   }
 
+  /**
+   * Asks for a sync soon (after `debounceMs`, merged with other requests)
+   * while the client is started: e.g. a connector's database trigger saw a
+   * local change. Does nothing when stopped.
+   */
+  syncSoon(): void {
+    this.requestSync();
+  }
+
   /** A sync soon (debounced), e.g. after a `change` event. */
   private requestSync(): void {
     if (!this.running || this.debounceTimer !== undefined) return;

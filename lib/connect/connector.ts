@@ -17,6 +17,8 @@ export interface Connector {
   store: TableStore;
   /** One full cycle: push local changes, pull the hub's. */
   once(): Promise<{ report: SyncReport; problems: Problem[] }>;
+  /** capture: trigger: calls `onChange` when a trigger recorded a change (NOTIFY, or a look every 250 ms); resolves to a stop function. */
+  watchTables(onChange: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -40,7 +42,7 @@ export async function openConnector(config: ConnectConfig, options: { fetch?: Fe
   const driver = await openDriver(config);
   let store: TableStore;
   try {
-    store = await TableStore.open(driver, config.collections);
+    store = await TableStore.open(driver, config.collections, config.capture);
   } catch (error) {
     await driver.close();
     throw error;
@@ -51,6 +53,8 @@ export async function openConnector(config: ConnectConfig, options: { fetch?: Fe
     store,
     fetch: options.fetch,
     logger: options.logger,
+    // A trigger's change goes out at once (the SDK's default waits 200 ms to merge hub events).
+    debounceMs: config.capture === "trigger" ? 5 : undefined,
     // Only the collections that have a table: the others would be pulled for nothing.
     collections: config.collections.map((c) => c.collection),
   });
@@ -63,6 +67,25 @@ export async function openConnector(config: ConnectConfig, options: { fetch?: Fe
       if ((await store.getMeta("config")) === undefined) await client.init();
       const report = await client.sync();
       return { report, problems: store.problems() };
+    },
+    async watchTables(onChange) {
+      const unlisten = await driver.listen(onChange);
+      if (unlisten) return unlisten;
+      let last = "";
+      const timer = setInterval(() => {
+        void driver
+          .all(`select coalesce(max(seq), 0) as seq from ${driver.own("captured")}`)
+          .then(([row]) => {
+            const seq = String(row?.seq ?? "0");
+            if (seq !== last) {
+              if (last !== "") onChange();
+              last = seq;
+            }
+          })
+          .catch(() => undefined);
+      }, 250);
+      timer.unref();
+      return async () => clearInterval(timer);
     },
     async close() {
       await client.stop();

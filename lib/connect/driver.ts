@@ -21,9 +21,24 @@ export interface SqlDriver {
   /** The columns of a table in their order, or null when there is no such table. */
   columns(schema: string | null, table: string): Promise<ColumnInfo[] | null>;
   /** Where the connector's own tables live: `concord.records` or `concord_records`. */
-  own(name: "records" | "outbox" | "state"): string;
+  own(name: "records" | "outbox" | "state" | "captured"): string;
   /** Creates the connector's own tables when missing (idempotent). */
   setup(): Promise<void>;
+  /**
+   * Installs (idempotently) the triggers of `capture: trigger` on these
+   * tables: every insert, update and delete records the row's id in
+   * `captured` (with a new sequence number), and on PostgreSQL notifies
+   * channel concord_connect.
+   */
+  installCapture(tables: readonly CaptureTable[]): Promise<void>;
+  /** Removes those triggers (idempotent); the captured ids go too. */
+  uninstallCapture(tables: readonly CaptureTable[]): Promise<void>;
+  /** Whether the capture trigger is installed on a table. */
+  hasCapture(table: CaptureTable): Promise<boolean>;
+  /** Calls `onChange` when a capture trigger fired (PostgreSQL NOTIFY); null where the engine cannot tell other processes (poll instead). */
+  listen(onChange: () => void): Promise<(() => Promise<void>) | null>;
+  /** `expr` (text) converted to the column's type, for comparing with the column through its index. */
+  asColumn(expr: string, column: ColumnInfo): string;
   /** An SQL expression that fingerprints these columns of `alias` (equal values, equal fingerprint). */
   fingerprint(alias: string, columns: readonly string[]): string;
   /** The placeholder for a value written into a column (with its cast where the engine needs one). */
@@ -35,6 +50,13 @@ export interface SqlDriver {
   close(): Promise<void>;
 }
 
+export interface CaptureTable {
+  collection: string;
+  schema: string | null;
+  table: string;
+  idColumn: string;
+}
+
 /** What a transaction can do. */
 export interface SqlExecutor {
   all(text: string, params?: readonly unknown[]): Promise<Record<string, unknown>[]>;
@@ -44,6 +66,11 @@ export interface SqlExecutor {
 
 export function quote(identifier: string): string {
   return `"${identifier.replaceAll('"', '""')}"`;
+}
+
+/** A string literal (trigger arguments and bodies cannot take parameters). */
+function literal(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
 }
 
 export function quoteTable(schema: string | null, table: string): string {
@@ -79,6 +106,8 @@ export async function openPostgresDriver(url: string): Promise<SqlDriver> {
     all: (text, params) => run(sql, text, params),
     async transaction(work) {
       return (await sql.begin(async (tx) => {
+        // Tells the capture trigger (capture: trigger) that these writes are the connector's own.
+        await tx.unsafe(`select set_config('concord.applying', 'on', true)`);
         let savepoints = 0;
         const executor: SqlExecutor = {
           all: (text, params) => run(tx, text, params),
@@ -119,8 +148,55 @@ export async function openPostgresDriver(url: string): Promise<SqlDriver> {
           primary key (collection, id));
         create table if not exists concord.outbox (
           seq bigserial primary key, change_id text not null unique, entry text not null);
-        create table if not exists concord.state (key text primary key, value text not null);`);
+        create table if not exists concord.state (key text primary key, value text not null);
+        create table if not exists concord.captured (collection text not null, id text not null, seq bigint not null, primary key (collection, id));
+        create sequence if not exists concord.captured_seq;`);
     },
+    async installCapture(tables) {
+      await sql.begin(async (tx) => {
+        await tx.unsafe(`
+          create or replace function concord.capture() returns trigger language plpgsql as $capture$
+          declare
+            old_id text := case when tg_op <> 'INSERT' then to_jsonb(old) ->> tg_argv[1] end;
+            new_id text := case when tg_op <> 'DELETE' then to_jsonb(new) ->> tg_argv[1] end;
+          begin
+            -- The connector's own writes (the hub's changes it applies) are not local changes.
+            if current_setting('concord.applying', true) = 'on' then return null; end if;
+            insert into concord.captured (collection, id, seq)
+              select tg_argv[0], i, nextval('concord.captured_seq') from (select distinct i from unnest(array[old_id, new_id]) i where i is not null) ids
+              on conflict (collection, id) do update set seq = excluded.seq;
+            perform pg_notify('concord_connect', tg_argv[0]);
+            return null;
+          end $capture$`);
+        for (const t of tables) {
+          const name = quoteTable(t.schema, t.table);
+          await tx.unsafe(`drop trigger if exists concord_capture on ${name}`);
+          await tx.unsafe(
+            `create trigger concord_capture after insert or update or delete on ${name} for each row execute function concord.capture(${literal(t.collection)}, ${literal(t.idColumn)})`,
+          );
+        }
+      });
+    },
+    async uninstallCapture(tables) {
+      await sql.begin(async (tx) => {
+        for (const t of tables) {
+          if ((await tx.unsafe(`select to_regclass($1) as r`, [quoteTable(t.schema, t.table)]))[0]?.r == null) continue;
+          await tx.unsafe(`drop trigger if exists concord_capture on ${quoteTable(t.schema, t.table)}`);
+          await tx.unsafe(`delete from concord.captured where collection = $1`, [t.collection]);
+        }
+        const left = await tx.unsafe(`select 1 from pg_trigger where tgname = 'concord_capture' limit 1`);
+        if (left.length === 0) await tx.unsafe(`drop function if exists concord.capture()`);
+      });
+    },
+    async hasCapture(t) {
+      const rows = await run(sql, `select 1 from pg_trigger where tgname = 'concord_capture' and tgrelid = to_regclass(?)`, [quoteTable(t.schema, t.table)]);
+      return rows.length > 0;
+    },
+    async listen(onChange) {
+      const sub = await sql.listen("concord_connect", () => onChange());
+      return () => sub.unlisten();
+    },
+    asColumn: (expr, column) => `cast(${expr} as ${column.sqlType})`,
     fingerprint: (alias, columns) => `md5(row(${columns.map((c) => `${alias}.${quote(c)}`).join(", ")})::text)`,
     placeholder: (column) => `?::${column.sqlType}`,
     selectable: (alias, column) => `${alias}.${quote(column.name)}::text`,
@@ -154,6 +230,9 @@ interface BetterSqlite {
   close(): void;
   readonly inTransaction: boolean;
 }
+
+/** The state row that marks a transaction of the connector's own (SQLite capture triggers skip its writes). */
+const APPLYING = "concord.applying";
 
 export async function openSqliteDriver(file: string): Promise<SqlDriver> {
   let Database: new (file: string, options?: { fileMustExist?: boolean }) => BetterSqlite;
@@ -192,6 +271,8 @@ export async function openSqliteDriver(file: string): Promise<SqlDriver> {
       // better-sqlite3 is synchronous: nothing else runs on this connection while `work` awaits only our own statements.
       db.exec("begin immediate");
       try {
+        // Seen only by this transaction's own statements (SQLite has one writer at a time): the capture triggers skip them.
+        all(`insert or replace into concord_state (key, value) values ('${APPLYING}', '1')`);
         const result = await work({
           all: async (text, params) => all(text, params),
           async savepoint(inner) {
@@ -208,6 +289,7 @@ export async function openSqliteDriver(file: string): Promise<SqlDriver> {
             }
           },
         });
+        all(`delete from concord_state where key = '${APPLYING}'`);
         db.exec("commit");
         return result;
       } catch (error) {
@@ -229,8 +311,47 @@ export async function openSqliteDriver(file: string): Promise<SqlDriver> {
           primary key (collection, id));
         create table if not exists concord_outbox (
           seq integer primary key autoincrement, change_id text not null unique, entry text not null);
-        create table if not exists concord_state (key text primary key, value text not null);`);
+        create table if not exists concord_state (key text primary key, value text not null);
+        create table if not exists concord_captured (collection text not null, id text not null, seq integer not null, primary key (collection, id));`);
     },
+    async installCapture(tables) {
+      db.exec("begin immediate");
+      try {
+        for (const t of tables) {
+          if (t.schema !== null) throw new Error(`SQLite has no schemas: name the table without "${t.schema}."`);
+          const capture = (row: "new" | "old") =>
+            `insert or replace into concord_captured (collection, id, seq)
+               values (${literal(t.collection)}, cast(${row}.${quote(t.idColumn)} as text), (select coalesce(max(seq), 0) + 1 from concord_captured));`;
+          for (const [event, body] of [
+            ["insert", capture("new")],
+            ["update", `${capture("old")} ${capture("new")}`],
+            ["delete", capture("old")],
+          ] as const) {
+            const name = quote(`concord_capture_${t.table}_${event}`);
+            db.exec(`drop trigger if exists ${name}`);
+            // The connector's own writes (the hub's changes it applies) are not local changes: its transactions set a flag row.
+            db.exec(
+              `create trigger ${name} after ${event} on ${quote(t.table)} when not exists (select 1 from concord_state where key = '${APPLYING}') begin ${body} end`,
+            );
+          }
+        }
+        db.exec("commit");
+      } catch (error) {
+        if (db.inTransaction) db.exec("rollback");
+        throw error;
+      }
+    },
+    async uninstallCapture(tables) {
+      for (const t of tables) {
+        for (const event of ["insert", "update", "delete"]) db.exec(`drop trigger if exists ${quote(`concord_capture_${t.table}_${event}`)}`);
+        all(`delete from concord_captured where collection = ?`, [t.collection]);
+      }
+    },
+    async hasCapture(t) {
+      return all(`select 1 from sqlite_master where type = 'trigger' and name = ?`, [`concord_capture_${t.table}_insert`]).length > 0;
+    },
+    listen: async () => null,
+    asColumn: (expr) => expr,
     fingerprint: (alias, columns) => `concord_fp(${columns.map((c) => `${alias}.${quote(c)}`).join(", ")})`,
     placeholder: () => "?",
     selectable: (alias, column) => `${alias}.${quote(column.name)}`,

@@ -38,14 +38,22 @@ export class TableStore implements LocalStore {
   /** Rows that could not be read or written, by collection and id: reported by `problems()`. */
   private readonly unmappable = new Map<string, Problem>();
 
+  /** capture: trigger, after the first full look at the tables: only captured ids are looked at. */
+  private capturedOnly = false;
+
   private constructor(
     private readonly driver: SqlDriver,
     private readonly mappings: readonly CollectionMapping[],
+    private readonly capture: "scan" | "trigger",
   ) {}
 
-  /** Checks every configured table and creates the bookkeeping tables. Throws naming a missing table or column. */
-  static async open(driver: SqlDriver, mappings: readonly CollectionMapping[]): Promise<TableStore> {
-    const store = new TableStore(driver, mappings);
+  /**
+   * Checks every configured table and creates the bookkeeping tables. Throws
+   * naming a missing table or column, or (capture: trigger) a table without
+   * the capture trigger.
+   */
+  static async open(driver: SqlDriver, mappings: readonly CollectionMapping[], capture: "scan" | "trigger" = "scan"): Promise<TableStore> {
+    const store = new TableStore(driver, mappings, capture);
     await driver.setup();
     for (const m of mappings) {
       const columns = await driver.columns(m.schema, m.table);
@@ -59,6 +67,9 @@ export class TableStore implements LocalStore {
       }
       const columnOf = new Map(Object.entries(m.renamed).map(([field, column]) => [column, field]));
       const fields = columns.filter((c) => c.name !== m.idColumn).map((c) => ({ field: columnOf.get(c.name) ?? c.name, column: c }));
+      if (capture === "trigger" && !(await driver.hasCapture({ collection: m.collection, schema: m.schema, table: m.table, idColumn: m.idColumn }))) {
+        throw new Error(`Collection "${m.collection}": table ${name} has no capture trigger; run \`concord connect --config FILE --install\` first (or use capture: scan).`);
+      }
       store.tables.set(m.collection, { mapping: m, sql: quoteTable(m.schema, m.table), id, fields, fieldNames: new Set(fields.map((f) => f.field)) });
     }
     return store;
@@ -98,20 +109,43 @@ export class TableStore implements LocalStore {
 
   async modifiedRecords(): Promise<LocalRecord[]> {
     const out: LocalRecord[] = [];
+    const capturing = this.capture === "trigger";
+    const onlyCaptured = this.capturedOnly;
     for (const table of this.tables.values()) {
+      const { collection } = table.mapping;
+      const captured = this.driver.own("captured");
+      // capture: trigger: the ids the triggers recorded, read before the rows (a later change gets a new seq).
+      const seen = capturing ? await this.driver.all(`select id, seq from ${captured} where collection = ?`, [collection]) : [];
+      if (onlyCaptured && seen.length === 0) continue;
       // Only rows whose values changed since they were synced (or never were), and bookkeeping whose row is gone.
       const fp = this.driver.fingerprint("t", this.columnsOf(table));
+      const rowsOf = onlyCaptured
+        ? ` and t.${quote(table.id.name)} in (select ${this.driver.asColumn("c.id", table.id)} from ${captured} c where c.collection = ?)`
+        : "";
       const records = await this.records(
         table,
         {
-          rows: `left join ${this.driver.own("records")} b on b.collection = ? and b.id = ${this.idText("t", table)} where b.fp is null or b.fp <> ${fp}`,
-          books: "",
-          rowParams: [table.mapping.collection],
+          rows: `left join ${this.driver.own("records")} b on b.collection = ? and b.id = ${this.idText("t", table)} where (b.fp is null or b.fp <> ${fp})${rowsOf}`,
+          books: onlyCaptured ? `and b.id in (select c.id from ${captured} c where c.collection = ?)` : "",
+          rowParams: onlyCaptured ? [collection, collection] : [collection],
         },
-        { rows: [], books: [] },
+        { rows: [], books: onlyCaptured ? [collection] : [] },
       );
-      out.push(...records.filter((r) => r.digest !== r.base?.digest));
+      const modified = records.filter((r) => r.digest !== r.base?.digest);
+      out.push(...modified);
+      if (capturing) {
+        // Captured ids whose rows are in sync are done; a modified row stays captured until its change is answered.
+        const busy = new Set(modified.map((r) => r.id));
+        const done = seen.filter((c) => !busy.has(String(c.id)));
+        if (done.length > 0) {
+          await this.driver.transaction(async (tx) => {
+            for (const c of done) await tx.all(`delete from ${captured} where collection = ? and id = ? and seq = ?`, [collection, String(c.id), c.seq]);
+          });
+        }
+      }
     }
+    // Changes made while no trigger ran (before --install) were found by this full look; from now on the triggers tell.
+    if (capturing) this.capturedOnly = true;
     return out;
   }
 

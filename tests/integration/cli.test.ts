@@ -208,6 +208,24 @@ describe("the concord CLI against a real hub", () => {
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/pending changes\s+0/);
 
+    // Trigger capture: installed twice (idempotent), then a table change goes out in one cycle, then removed.
+    for (let i = 0; i < 2; i++) {
+      const installed = await run("connect", "--config", "connect.yaml", "--install");
+      expect(installed.code, installed.stderr).toBe(0);
+      expect(installed.stdout).toMatch(/Installed the capture triggers on customers/);
+    }
+    writeFileSync(path.join(site, "trigger.yaml"), readFileSync(path.join(site, "connect.yaml"), "utf8") + "capture: trigger\n");
+    const edit = new Database(path.join(site, "crm.db"));
+    edit.prepare(`update customers set region = 'west' where id = ?`).run("conn-1");
+    edit.close();
+    const triggered = await run("connect", "--config", "trigger.yaml", "--once");
+    expect(triggered.code, triggered.stderr).toBe(0);
+    expect(triggered.stdout).toMatch(/pushed\s+1/);
+    expect((await run("connect", "--config", "connect.yaml", "--uninstall")).code).toBe(0);
+    const refused = await run("connect", "--config", "trigger.yaml", "--once");
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/no capture trigger; run `concord connect --config FILE --install` first/);
+
     writeFileSync(path.join(site, "bad.yaml"), `hub: ${BASE}\nkey: \${NOT_SET_ANYWHERE}\ndatabase: mysql://x\ncollections: {}\n`);
     const bad = await run("connect", "--config", "bad.yaml", "--once");
     expect(bad.code).toBe(2);

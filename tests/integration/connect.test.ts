@@ -280,4 +280,36 @@ describe.each(ENGINES)("concord connect on $name", (engine) => {
       await activatePolicy(t.handle.db, { yaml: POLICY, actor: "test", source: "api" });
     }
   });
+
+  it("capture: trigger finds changes through installed triggers (idempotent install and uninstall), after one full look at the table", async () => {
+    await sql.all(`insert into customers (id, name, region) values (71, 'Jo', 'north')`);
+    const tables = [{ collection: "customers", schema: null, table: "customers", idColumn: "id" }];
+    await sql.setup();
+    await sql.installCapture(tables);
+    await sql.installCapture(tables);
+    expect(await sql.hasCapture(tables[0] as (typeof tables)[0])).toBe(true);
+    config = { ...config, capture: "trigger" };
+    const c = await open();
+    // A row written before the connector first ran is found by its first full look.
+    expect((await c.once()).report.pushed).toBe(1);
+    await sql.all(`update customers set name = 'Jo Jr' where id = 71`);
+    await sql.all(`insert into customers (id, name, region) values (72, 'Kim', 'east')`);
+    const captured = await sql.all(`select id from ${sql.own("captured")} order by id`);
+    expect(captured.map((r) => String(r.id))).toEqual(["71", "72"]);
+    expect((await c.once()).report.pushed).toBe(2);
+    // The hub's changes written into the table are not captured as local changes.
+    await billing.sync();
+    await billing.patch("customers", "72", { credit_limit: 7 });
+    await billing.sync();
+    await c.once();
+    expect((await rows()).find((r) => r.id === 72)?.credit_limit).toBe(7);
+    expect((await c.once()).report.pushed).toBe(0);
+    expect(await sql.all(`select id from ${sql.own("captured")}`)).toEqual([]);
+    await c.close();
+    await sql.uninstallCapture(tables);
+    await sql.uninstallCapture(tables);
+    expect(await sql.hasCapture(tables[0] as (typeof tables)[0])).toBe(false);
+    // Without the trigger, capture: trigger refuses to start and says what to do.
+    await expect(openConnector(config, { fetch: inProcessFetch() })).rejects.toThrow(/--install/);
+  });
 });
