@@ -20,7 +20,6 @@ import {
   type SyncReport,
 } from "../lib/client";
 import { PgliteStore } from "../lib/client/pglite-store";
-import { openConnector, openDriver, readConnectConfig } from "../lib/connect/connector";
 import type { Problem } from "../lib/connect/table-store";
 import { isJsonObject, type JsonObject, type PushResult } from "../lib/sync/protocol";
 import { describeProblem, parseStrictJson } from "../lib/sync/strict-json";
@@ -437,6 +436,8 @@ program
   .option("--install", "install the triggers of capture: trigger on the configured tables (idempotent), then exit")
   .option("--uninstall", "remove those triggers (idempotent), then exit")
   .action(async (options: { once?: boolean; status?: boolean; install?: boolean; uninstall?: boolean }) => {
+    // Loaded here: the other commands start without the connector's database drivers.
+    const { openConnector, openDriver, readConnectConfig } = await import("../lib/connect/connector");
     const file = globalConfig();
     if (!file) throw new UsageError("concord connect needs --config FILE: the connector's YAML file (see README, \"Connect a business system\").");
     let config;
