@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -69,12 +70,29 @@ async function ensureBuild(): Promise<void> {
 }
 
 
+/** Throws when something already listens on 127.0.0.1:port. */
+async function assertPortFree(port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "EADDRINUSE"
+          ? new Error(`port ${port} is already in use (a hub left running by an earlier run?); stop it or choose another port`)
+          : error,
+      ),
+    );
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve()));
+  });
+}
+
 export async function startHubProcess(options: HubProcessOptions): Promise<HubProcess> {
   const serverUrl = options.serverUrl ?? process.env.DATABASE_URL ?? undefined;
   const engine: Engine = options.engine ?? (serverUrl ? "postgres" : "pglite");
   if (engine === "postgres" && !serverUrl) throw new Error("engine postgres needs a server URL (DATABASE_URL)");
   const adminToken = options.adminToken ?? `hub-${randomBytes(16).toString("hex")}`;
   if (!options.reuseBuild) await ensureBuild();
+  // A hub left running on this port (a killed benchmark's) would answer the health check below in place of the new one.
+  await assertPortFree(options.port);
 
   let cleanup: () => Promise<void>;
   const env: NodeJS.ProcessEnv = { ...process.env, ADMIN_TOKEN: adminToken, NEXT_TELEMETRY_DISABLED: "1", ...options.env };

@@ -264,6 +264,9 @@ export async function openSqliteDriver(file: string): Promise<SqlDriver> {
     return [];
   };
   let savepoints = 0;
+  // The flag row needs the connector's tables (setup); a transaction before them (a fresh file) has no triggers to tell.
+  let hasState = false;
+  const stateReady = () => (hasState ||= all(`select 1 from sqlite_master where type = 'table' and name = 'concord_state'`).length > 0);
   return {
     engine: "sqlite",
     all: async (text, params) => all(text, params),
@@ -272,7 +275,7 @@ export async function openSqliteDriver(file: string): Promise<SqlDriver> {
       db.exec("begin immediate");
       try {
         // Seen only by this transaction's own statements (SQLite has one writer at a time): the capture triggers skip them.
-        all(`insert or replace into concord_state (key, value) values ('${APPLYING}', '1')`);
+        if (stateReady()) all(`insert or replace into concord_state (key, value) values ('${APPLYING}', '1')`);
         const result = await work({
           all: async (text, params) => all(text, params),
           async savepoint(inner) {
@@ -289,7 +292,7 @@ export async function openSqliteDriver(file: string): Promise<SqlDriver> {
             }
           },
         });
-        all(`delete from concord_state where key = '${APPLYING}'`);
+        if (stateReady()) all(`delete from concord_state where key = '${APPLYING}'`);
         db.exec("commit");
         return result;
       } catch (error) {

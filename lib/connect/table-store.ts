@@ -172,15 +172,21 @@ export class TableStore implements LocalStore {
   async write(write: StoreWrite): Promise<void> {
     const config = write.meta?.config !== undefined ? (write.meta.config as unknown as ConfigResponse) : await this.hubConfig();
     await this.driver.transaction(async (tx) => {
-      for (const record of write.putRecords ?? []) await this.putRecord(tx, record, config);
+      // Several hundred rows per statement: a first sync writes every row of the table.
+      const byCollection = new Map<string, LocalRecord[]>();
+      for (const record of write.putRecords ?? []) byCollection.set(record.collection, [...(byCollection.get(record.collection) ?? []), record]);
+      for (const [collection, records] of byCollection) await this.putRecords(tx, collection, lastById(records), config);
       for (const key of write.deleteRecords ?? []) await this.deleteRecord(tx, key);
-      for (const entry of write.putOutbox ?? []) {
+      const outbox = this.driver.own("outbox");
+      for (const chunk of chunks(write.putOutbox ?? [], 200)) {
         await tx.all(
-          `insert into ${this.driver.own("outbox")} (change_id, entry) values (?, ?) on conflict (change_id) do update set entry = excluded.entry`,
-          [entry.changeId, JSON.stringify(entry)],
+          `insert into ${outbox} (change_id, entry) values ${chunk.map(() => "(?, ?)").join(", ")} on conflict (change_id) do update set entry = excluded.entry`,
+          chunk.flatMap((entry) => [entry.changeId, JSON.stringify(entry)]),
         );
       }
-      for (const changeId of write.deleteOutbox ?? []) await tx.all(`delete from ${this.driver.own("outbox")} where change_id = ?`, [changeId]);
+      for (const chunk of chunks(write.deleteOutbox ?? [], 500)) {
+        await tx.all(`delete from ${outbox} where change_id in (${chunk.map(() => "?").join(", ")})`, chunk);
+      }
       for (const [collection, checkpoint] of Object.entries(write.checkpoints ?? {})) await this.setState(tx, `checkpoint:${collection}`, checkpoint);
       for (const [key, value] of Object.entries(write.meta ?? {})) await this.setState(tx, `meta:${key}`, value);
     });
@@ -294,61 +300,88 @@ export class TableStore implements LocalStore {
     return Object.fromEntries(Object.entries(form)) as JsonObject;
   }
 
-  private async putRecord(tx: SqlExecutor, record: LocalRecord, config: ConfigResponse | null): Promise<void> {
-    const table = this.table(record.collection);
+  /**
+   * Writes records of one collection: their rows (upserted, or deleted for a
+   * record without data) and their bookkeeping. Rows go in statements of up
+   * to 200; a statement that fails is retried row by row in savepoints, so
+   * one row that cannot be written is reported and the others land.
+   */
+  private async putRecords(tx: SqlExecutor, collection: string, records: readonly LocalRecord[], config: ConfigResponse | null): Promise<void> {
+    const table = this.table(collection);
     if (!table) return;
-    const own = this.driver.own("records");
-    const problemKey = `${record.collection}\u0000${record.id}`;
-    if (record.data === null) {
-      await this.deleteRow(tx, table, record.id);
-    } else {
-      const data = record.data;
-      const readable = readableFields(config, record.collection);
-      const written = table.fields.filter((f) => allows(readable, f.field));
+    const readable = readableFields(config, collection);
+    const written = table.fields.filter((f) => allows(readable, f.field));
+    const failed = new Set<string>();
+    const live = records.filter((r) => r.data !== null);
+    for (const chunk of chunks(live, 200)) {
       try {
-        await tx.savepoint(async () => {
-          const values = written.map(({ field, column }) => {
-            try {
-              return this.driver.toDatabase(data[field], column);
-            } catch (error) {
-              throw new RowProblem(column.name, `column "${column.name}": ${(error as Error).message}`);
-            }
-          });
-          const idValue = this.driver.toDatabase(record.id, table.id);
-          const columns = [table.id, ...written.map((w) => w.column)];
-          const update = written.map((w) => `${quote(w.column.name)} = excluded.${quote(w.column.name)}`).join(", ");
-          await tx.all(
-            `insert into ${table.sql} (${columns.map((c) => quote(c.name)).join(", ")}) values (${columns.map((c) => this.driver.placeholder(c)).join(", ")})
-             on conflict (${quote(table.id.name)}) do ${update ? `update set ${update}` : "nothing"}`,
-            [idValue, ...values],
-          );
-        });
-        this.unmappable.delete(problemKey);
-      } catch (error) {
-        // This row stays as it was (and its bookkeeping too); the others go on.
-        const column = error instanceof RowProblem ? error.column : table.id.name;
-        this.unmappable.set(problemKey, { collection: record.collection, id: record.id, column, message: `could not write the hub's version: ${(error as Error).message}` });
-        return;
+        await tx.savepoint(() => this.upsertRows(tx, table, written, chunk));
+      } catch {
+        for (const record of chunk) {
+          try {
+            await tx.savepoint(() => this.upsertRows(tx, table, written, [record]));
+          } catch (error) {
+            // This row stays as it was (and its bookkeeping too); the others go on.
+            const column = error instanceof RowProblem ? error.column : table.id.name;
+            this.unmappable.set(`${collection}\u0000${record.id}`, { collection, id: record.id, column, message: `could not write the hub's version: ${(error as Error).message}` });
+            failed.add(record.id);
+          }
+        }
       }
     }
+    for (const chunk of chunks(records.filter((r) => r.data === null), 500)) await this.deleteRows(tx, table, chunk.map((r) => r.id));
+    const kept = records.filter((r) => !failed.has(r.id));
+    for (const r of kept) this.unmappable.delete(`${collection}\u0000${r.id}`);
     // An unmodified copy remembers the row's fingerprint as written: the row is its base until its values change.
-    const unmodified = record.base !== null && record.digest === record.base.digest;
-    const fp = unmodified && record.data !== null ? this.driver.fingerprint("t", this.columnsOf(table)) : "null";
+    const fp = this.driver.fingerprint("t", this.columnsOf(table));
+    const own = this.driver.own("records");
+    for (const chunk of chunks(kept, 200)) {
+      await tx.all(
+        `with v (collection, id, base, want, modified_at) as (values ${chunk.map(() => "(?, ?, ?, ?, ?)").join(", ")})
+         insert into ${own} (collection, id, base, fp, modified_at)
+         select v.collection, v.id, v.base,
+           case when v.want = 'yes' then (select ${fp} from ${table.sql} t where t.${quote(table.id.name)} = ${this.driver.asColumn("v.id", table.id)}) end,
+           v.modified_at
+         from v where true
+         on conflict (collection, id) do update set base = excluded.base, fp = excluded.fp, modified_at = excluded.modified_at`,
+        chunk.flatMap((r) => {
+          const unmodified = r.base !== null && r.digest === r.base.digest && r.data !== null && this.idParam(table, r.id) !== undefined;
+          return [collection, r.id, JSON.stringify(r.base), unmodified ? "yes" : "no", r.modifiedAt];
+        }),
+      );
+    }
+  }
+
+  /** One upsert statement for these records' rows: the id and the columns of readable fields (absent fields become NULL). */
+  private async upsertRows(tx: SqlExecutor, table: Table, written: Table["fields"], records: readonly LocalRecord[]): Promise<void> {
+    const params: unknown[] = [];
+    for (const record of records) {
+      const data = record.data as JsonObject;
+      const id = this.idParam(table, record.id);
+      if (id === undefined) throw new RowProblem(table.id.name, `the id "${record.id}" does not fit the id column (${table.id.sqlType})`);
+      params.push(id);
+      for (const { field, column } of written) {
+        try {
+          params.push(this.driver.toDatabase(data[field], column));
+        } catch (error) {
+          throw new RowProblem(column.name, `column "${column.name}": ${(error as Error).message}`);
+        }
+      }
+    }
+    const columns = [table.id, ...written.map((w) => w.column)];
+    const row = `(${columns.map((c) => this.driver.placeholder(c)).join(", ")})`;
+    const update = written.map((w) => `${quote(w.column.name)} = excluded.${quote(w.column.name)}`).join(", ");
     await tx.all(
-      `insert into ${own} (collection, id, base, fp, modified_at)
-       select ?, ?, ?, ${fp === "null" ? "null" : `(select ${fp} from ${table.sql} t where t.${quote(table.id.name)} = ${this.driver.placeholder(table.id)})`}, ?
-       ${this.driver.engine === "sqlite" ? "where true" : ""}
-       on conflict (collection, id) do update set base = excluded.base, fp = excluded.fp, modified_at = excluded.modified_at`,
-      fp === "null"
-        ? [record.collection, record.id, JSON.stringify(record.base), record.modifiedAt]
-        : [record.collection, record.id, JSON.stringify(record.base), this.idParam(table, record.id) ?? null, record.modifiedAt],
+      `insert into ${table.sql} (${columns.map((c) => quote(c.name)).join(", ")}) values ${records.map(() => row).join(", ")}
+       on conflict (${quote(table.id.name)}) do ${update ? `update set ${update}` : "nothing"}`,
+      params,
     );
   }
 
   private async deleteRecord(tx: SqlExecutor, key: RecordKey): Promise<void> {
     const table = this.table(key.collection);
     if (!table) return;
-    await this.deleteRow(tx, table, key.id);
+    await this.deleteRows(tx, table, [key.id]);
     await tx.all(`delete from ${this.driver.own("records")} where collection = ? and id = ?`, [key.collection, key.id]);
     this.unmappable.delete(`${key.collection}\u0000${key.id}`);
   }
@@ -364,10 +397,10 @@ export class TableStore implements LocalStore {
     }
   }
 
-  private async deleteRow(tx: SqlExecutor, table: Table, id: string): Promise<void> {
-    const value = this.idParam(table, id);
-    if (value === undefined) return;
-    await tx.all(`delete from ${table.sql} where ${quote(table.id.name)} = ${this.driver.placeholder(table.id)}`, [value]);
+  private async deleteRows(tx: SqlExecutor, table: Table, ids: readonly string[]): Promise<void> {
+    const values = ids.map((id) => this.idParam(table, id)).filter((v) => v !== undefined);
+    if (values.length === 0) return;
+    await tx.all(`delete from ${table.sql} where ${quote(table.id.name)} in (${values.map(() => this.driver.placeholder(table.id)).join(", ")})`, values);
   }
 
   // --- state
@@ -395,6 +428,15 @@ export class TableStore implements LocalStore {
     }
     return this.config;
   }
+}
+
+function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}
+
+/** The last record written for each id (a multi-row upsert may not touch a row twice). */
+function lastById(records: readonly LocalRecord[]): LocalRecord[] {
+  return [...new Map(records.map((r) => [r.id, r])).values()];
 }
 
 export interface Problem {
