@@ -207,6 +207,16 @@ export class TableStore implements LocalStore {
     return [table.id.name, ...table.fields.map((f) => f.column.name)];
   }
 
+  /**
+   * The table row whose id is the text `idExpr`. PostgreSQL compares as text
+   * (a hashed anti-join); SQLite compares the column with the text, which its
+   * affinity rules convert, so the primary key's index is used (a cast of the
+   * column would make each probe a scan of the table).
+   */
+  private sameId(alias: string, table: Table, idExpr: string): string {
+    return this.driver.engine === "postgres" ? `${this.idText(alias, table)} = ${idExpr}` : `${alias}.${quote(table.id.name)} = ${idExpr}`;
+  }
+
   /** The id column as text, for comparing with the bookkeeping's ids. */
   private idText(alias: string, table: Table): string {
     return this.driver.engine === "postgres" ? `${alias}.${quote(table.id.name)}::text` : `cast(${alias}.${quote(table.id.name)} as text)`;
@@ -235,7 +245,7 @@ export class TableStore implements LocalStore {
     const rows = await this.driver.all(rowSql, joined ? [...(filter.rowParams ?? []), ...params.rows] : [collection, ...params.rows]);
     const books = await this.driver.all(
       `select b.id, b.base, b.modified_at from ${own} b where b.collection = ? ${filter.books}
-       and not exists (select 1 from ${table.sql} t where ${this.idText("t", table)} = b.id)`,
+       and not exists (select 1 from ${table.sql} t where ${this.sameId("t", table, "b.id")})`,
       [collection, ...params.books],
     );
     const config = await this.hubConfig();
