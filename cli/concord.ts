@@ -460,7 +460,7 @@ program
       if (options.install && config.capture !== "trigger") out("Set `capture: trigger` in the connector file to use them.");
       return;
     }
-    const connector = await openConnector(config);
+    const connector = await openConnector(config, { claim: !options.status });
     const { client, store } = connector;
     const stamp = () => new Date().toISOString().slice(11, 19);
     const printProblems = (problems: Problem[]) => {

@@ -38,10 +38,16 @@ export async function openDriver(config: ConnectConfig): Promise<SqlDriver> {
   return openSqliteDriver(path.resolve(path.dirname(config.file), config.database.path));
 }
 
-export async function openConnector(config: ConnectConfig, options: { fetch?: FetchLike; logger?: Logger } = {}): Promise<Connector> {
+/**
+ * Opens the connector on its database. `claim` (default true) takes the
+ * database for this process (driver.claim); `--status` reads alongside a
+ * running connector and does not.
+ */
+export async function openConnector(config: ConnectConfig, options: { fetch?: FetchLike; logger?: Logger; claim?: boolean } = {}): Promise<Connector> {
   const driver = await openDriver(config);
   let store: TableStore;
   try {
+    if (options.claim !== false) await driver.claim();
     store = await TableStore.open(driver, config.collections, config.capture);
   } catch (error) {
     await driver.close();

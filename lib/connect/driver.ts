@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import postgres from "postgres";
@@ -39,6 +40,12 @@ export interface SqlDriver {
   listen(onChange: () => void): Promise<(() => Promise<void>) | null>;
   /** `expr` (text) converted to the column's type, for comparing with the column through its index. */
   asColumn(expr: string, column: ColumnInfo): string;
+  /**
+   * Claims the database for this connector until close(): a second connector
+   * on the same database would push the same rows twice. Throws saying so
+   * when another one holds it.
+   */
+  claim(): Promise<void>;
   /** An SQL expression that fingerprints these columns of `alias` (equal values, equal fingerprint). */
   fingerprint(alias: string, columns: readonly string[]): string;
   /** The placeholder for a value written into a column (with its cast where the engine needs one). */
@@ -95,6 +102,7 @@ export async function openPostgresDriver(url: string): Promise<SqlDriver> {
   });
   const run = async (q: postgres.Sql | postgres.TransactionSql, text: string, params: readonly unknown[] = []) =>
     (await q.unsafe(numbered(text), params as postgres.ParameterOrJSON<never>[])) as unknown as Record<string, unknown>[];
+  let claimed: postgres.ReservedSql | null = null;
   try {
     await sql`select 1`;
   } catch (error) {
@@ -197,16 +205,31 @@ export async function openPostgresDriver(url: string): Promise<SqlDriver> {
       return () => sub.unlisten();
     },
     asColumn: (expr, column) => `cast(${expr} as ${column.sqlType})`,
+    async claim() {
+      if (claimed) return;
+      const connection = await sql.reserve();
+      const [row] = await connection`select pg_try_advisory_lock(${CLAIM_KEY}) as ok`;
+      if (!row?.ok) {
+        connection.release();
+        throw new Error(`Another concord connect is already running on the database ${redact(url)}; stop it first (two would push the same rows twice).`);
+      }
+      // Held by this session until it ends (close).
+      claimed = connection;
+    },
     fingerprint: (alias, columns) => `md5(row(${columns.map((c) => `${alias}.${quote(c)}`).join(", ")})::text)`,
     placeholder: (column) => `?::${column.sqlType}`,
     selectable: (alias, column) => `${alias}.${quote(column.name)}::text`,
     fromDatabase: (value, column) => fromPostgresText(value as string | null, column),
     toDatabase: (value, column) => toPostgresText(value, column),
     async close() {
+      claimed?.release();
       await sql.end({ timeout: 5 });
     },
   };
 }
+
+/** The advisory lock a connector holds on its system's PostgreSQL database (any number; "conc" in ASCII). */
+const CLAIM_KEY = 0x636f6e63;
 
 /** A database URL without its password, for messages. */
 export function redact(url: string): string {
@@ -229,6 +252,15 @@ interface BetterSqlite {
   pragma(text: string): unknown;
   close(): void;
   readonly inTransaction: boolean;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** The state row that marks a transaction of the connector's own (SQLite capture triggers skip its writes). */
@@ -264,6 +296,7 @@ export async function openSqliteDriver(file: string): Promise<SqlDriver> {
     return [];
   };
   let savepoints = 0;
+  let lockFile: string | null = null;
   // The flag row needs the connector's tables (setup); a transaction before them (a fresh file) has no triggers to tell.
   let hasState = false;
   const stateReady = () => (hasState ||= all(`select 1 from sqlite_master where type = 'table' and name = 'concord_state'`).length > 0);
@@ -355,6 +388,27 @@ export async function openSqliteDriver(file: string): Promise<SqlDriver> {
     },
     listen: async () => null,
     asColumn: (expr) => expr,
+    async claim() {
+      if (lockFile) return;
+      const lock = `${path.resolve(file)}.concord-lock`;
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          writeFileSync(lock, String(process.pid), { flag: "wx" });
+          lockFile = lock;
+          return;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+          const pid = Number(readFileSync(lock, "utf8"));
+          if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
+            throw new Error(
+              `Another concord connect (pid ${pid}) is already running on ${file}; stop it first (two would push the same rows twice). If no connector runs, remove ${lock}.`,
+            );
+          }
+          rmSync(lock, { force: true }); // left by a process that is gone
+        }
+      }
+      throw new Error(`Could not claim ${file} (lock file ${lock}); remove that file if no concord connect is running.`);
+    },
     fingerprint: (alias, columns) => `concord_fp(${columns.map((c) => `${alias}.${quote(c)}`).join(", ")})`,
     placeholder: () => "?",
     selectable: (alias, column) => `${alias}.${quote(column.name)}`,
@@ -362,6 +416,7 @@ export async function openSqliteDriver(file: string): Promise<SqlDriver> {
     toDatabase: (value, column) => toSqliteValue(value, column),
     async close() {
       db.close();
+      if (lockFile) rmSync(lockFile, { force: true });
     },
   };
 }

@@ -312,4 +312,15 @@ describe.each(ENGINES)("concord connect on $name", (engine) => {
     // Without the trigger, capture: trigger refuses to start and says what to do.
     await expect(openConnector(config, { fetch: inProcessFetch() })).rejects.toThrow(/--install/);
   });
+
+  it("one connector per database: a second one is refused while the first runs, and may start once it has stopped", async () => {
+    const c = await open();
+    await expect(openConnector(config, { fetch: inProcessFetch() })).rejects.toThrow(/already running/);
+    // Reading its status alongside is fine.
+    const status = await openConnector(config, { fetch: inProcessFetch(), claim: false });
+    await status.close();
+    await c.close();
+    const next = await openConnector(config, { fetch: inProcessFetch() });
+    await next.close();
+  });
 });
