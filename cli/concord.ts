@@ -4,7 +4,7 @@
  * through bin/concord.js (`npx concord …`).
  */
 import { existsSync } from "node:fs";
-import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { SingleBar } from "cli-progress";
 import { Command, CommanderError } from "commander";
@@ -20,6 +20,7 @@ import {
   type SyncReport,
 } from "../lib/client";
 import { PgliteStore } from "../lib/client/pglite-store";
+import { takeLockFile } from "../lib/connect/lock-file";
 import type { Problem } from "../lib/connect/table-store";
 import { isJsonObject, type JsonObject, type PushResult } from "../lib/sync/protocol";
 import { describeProblem, parseStrictJson } from "../lib/sync/strict-json";
@@ -75,31 +76,11 @@ async function openSession(configOption: string | undefined, given?: CliConfig):
 }
 
 async function takeLock(lock: string): Promise<void> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const handle = await open(lock, "wx");
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const pid = Number(await readFile(lock, "utf8").catch(() => ""));
-      if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
-        throw new ConcordError(`Another concord process (pid ${pid}) is using the local store; stop it (e.g. end \`concord watch\`) and try again.`);
-      }
-      await rm(lock, { force: true }); // left by a process that is gone
-    }
-  }
-  throw new ConcordError(`Could not lock the local store (${lock}); remove that file if no concord process is running.`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
+  await takeLockFile(
+    lock,
+    (pid) => new ConcordError(`Another concord process (pid ${pid}) is using the local store; stop it (e.g. end \`concord watch\`) and try again.`),
+    () => new ConcordError(`Could not lock the local store (${lock}); remove that file if no concord process is running.`),
+  );
 }
 
 async function withSession<T>(configOption: string | undefined, work: (session: Session) => Promise<T>): Promise<T> {

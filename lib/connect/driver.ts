@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import postgres from "postgres";
 import type { JsonValue } from "../sync/protocol";
+import { takeLockFile } from "./lock-file";
 import { fromPostgresText, fromSqliteValue, postgresKind, sqliteKind, toPostgresText, toSqliteValue, type ColumnInfo } from "./values";
 
 /**
@@ -254,15 +255,6 @@ interface BetterSqlite {
   readonly inTransaction: boolean;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** The state row that marks a transaction of the connector's own (SQLite capture triggers skip its writes). */
 const APPLYING = "concord.applying";
 
@@ -391,23 +383,13 @@ export async function openSqliteDriver(file: string): Promise<SqlDriver> {
     async claim() {
       if (lockFile) return;
       const lock = `${path.resolve(file)}.concord-lock`;
-      for (let attempt = 0; attempt < 2; attempt++) {
-        try {
-          writeFileSync(lock, String(process.pid), { flag: "wx" });
-          lockFile = lock;
-          return;
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-          const pid = Number(readFileSync(lock, "utf8"));
-          if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
-            throw new Error(
-              `Another concord connect (pid ${pid}) is already running on ${file}; stop it first (two would push the same rows twice). If no connector runs, remove ${lock}.`,
-            );
-          }
-          rmSync(lock, { force: true }); // left by a process that is gone
-        }
-      }
-      throw new Error(`Could not claim ${file} (lock file ${lock}); remove that file if no concord connect is running.`);
+      await takeLockFile(
+        lock,
+        (pid) =>
+          new Error(`Another concord connect (pid ${pid}) is already running on ${file}; stop it first (two would push the same rows twice). If no connector runs, remove ${lock}.`),
+        () => new Error(`Could not claim ${file} (lock file ${lock}); remove that file if no concord connect is running.`),
+      );
+      lockFile = lock;
     },
     fingerprint: (alias, columns) => `concord_fp(${columns.map((c) => `${alias}.${quote(c)}`).join(", ")})`,
     placeholder: () => "?",

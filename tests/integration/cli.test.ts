@@ -56,6 +56,7 @@ async function ok(...args: string[]): Promise<string> {
   return r.stdout;
 }
 
+// Each scenario runs the CLI a dozen times (a Node start each, about 1-2 s on a busy 2-core machine): minutes, not the default minute.
 describe("the concord CLI against a real hub", () => {
   it("init, put, sync, get, status, export/import", async () => {
     mkdirSync(path.join(dir, "site"), { recursive: true });
@@ -97,7 +98,7 @@ describe("the concord CLI against a real hub", () => {
     const tampered = await concord("import", "bad.json");
     expect(tampered.code).toBe(1);
     expect(tampered.stderr).toMatch(/checksum does not match/);
-  });
+  }, 180_000);
 
   it("names what is wrong in bad input, and shows the hub's refusals", async () => {
     const badCollection = await concord("put", "Customers", "x", "{}");
@@ -118,7 +119,7 @@ describe("the concord CLI against a real hub", () => {
     const wrongKey = await concord("--config", "other/config.json", "init", "--server", BASE, "--key", `cnc_000000000000_${"A".repeat(43)}`);
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stderr).toMatch(/answered 401: .*Check the API key/);
-  });
+  }, 180_000);
 
   it("watch shows another system's change as it happens, and exits 0 on Ctrl-C", async () => {
     const issued = await fetch(`${BASE}/api/admin/systems/webshop/keys`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}` } });
@@ -230,7 +231,7 @@ describe("the concord CLI against a real hub", () => {
     const bad = await run("connect", "--config", "bad.yaml", "--once");
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/line 2, column 6: \$\{NOT_SET_ANYWHERE\} is not set in the environment/);
-  });
+  }, 180_000);
 
   it("connect survives kill -9 mid-cycle: after a clean cycle every row is on the hub once, at version 1, and every hub record in the table", async () => {
     // Sized so that a cycle takes a few seconds here and each kill lands inside one.
