@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { MemoryStore, SyncClient, type SyncReport } from "../lib/client";
 import type { PushResult } from "../lib/sync/protocol";
+import { redact } from "../lib/connect/driver";
 import { startHubProcess } from "./hub-process";
 
 const USAGE = "usage: npm run demo [-- --server URL --admin-token TOKEN | --postgres] [--rounds N] [--port P]";
@@ -151,7 +152,7 @@ async function main(): Promise<void> {
     say(`Using the hub at ${base}.`);
   } else {
     const server = postgresServer();
-    const where = server ? `a fresh database on the Postgres server ${redact(server)}` : "a fresh embedded database (PGlite)";
+    const where = server ? `a fresh database on the Postgres server ${redact(server, "(DATABASE_URL)")}` : "a fresh embedded database (PGlite)";
     say(`Starting a hub on port ${args.port} with ${where} (builds first if the sources changed)…`);
     hub = await startHub();
     say(`Hub up at ${hub.base} after ${elapsed()}.`);
@@ -162,17 +163,6 @@ async function main(): Promise<void> {
     await hub.stop();
   }
   say(`\nDone in ${elapsed()}; the hub was ${args.server ? "left running" : "stopped and its data removed"}.`);
-}
-
-/** A database URL without its password, for printing. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(DATABASE_URL)";
-  }
 }
 
 async function run(hub: Hub): Promise<void> {

@@ -232,14 +232,14 @@ export async function openPostgresDriver(url: string): Promise<SqlDriver> {
 /** The advisory lock a connector holds on its system's PostgreSQL database (any number; "conc" in ASCII). */
 const CLAIM_KEY = 0x636f6e63;
 
-/** A database URL without its password, for messages. */
-export function redact(url: string): string {
+/** A database URL without its password, for messages; `unreadable` stands for a URL that does not parse. */
+export function redact(url: string, unreadable = "(the configured database)"): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "***";
     return u.toString();
   } catch {
-    return "(the configured database)";
+    return unreadable;
   }
 }
 

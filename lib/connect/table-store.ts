@@ -43,7 +43,6 @@ export class TableStore implements LocalStore {
 
   private constructor(
     private readonly driver: SqlDriver,
-    private readonly mappings: readonly CollectionMapping[],
     private readonly capture: "scan" | "trigger",
   ) {}
 
@@ -53,7 +52,7 @@ export class TableStore implements LocalStore {
    * the capture trigger.
    */
   static async open(driver: SqlDriver, mappings: readonly CollectionMapping[], capture: "scan" | "trigger" = "scan"): Promise<TableStore> {
-    const store = new TableStore(driver, mappings, capture);
+    const store = new TableStore(driver, capture);
     await driver.setup();
     for (const m of mappings) {
       const columns = await driver.columns(m.schema, m.table);
@@ -95,8 +94,8 @@ export class TableStore implements LocalStore {
       const chunk = ids.slice(i, i + 500);
       // Compared in the id column's own type, so the primary key's index is used.
       const typed = chunk.map((id) => this.idParam(table, id)).filter((v) => v !== undefined);
-      const rows = typed.length > 0 ? `where t.${quote(table.id.name)} in (${typed.map(() => this.driver.placeholder(table.id)).join(", ")})` : "where false";
-      out.push(...(await this.records(table, { rows, books: `and b.id in (${chunk.map(() => "?").join(", ")})` }, { rows: typed, books: chunk })));
+      const rows = typed.length > 0 ? `t.${quote(table.id.name)} in (${typed.map(() => this.driver.placeholder(table.id)).join(", ")})` : "false";
+      out.push(...(await this.records(table, { rows, books: `b.id in (${chunk.map(() => "?").join(", ")})` }, { rows: typed, books: chunk })));
     }
     return out;
   }
@@ -104,7 +103,7 @@ export class TableStore implements LocalStore {
   async listRecords(collection: string): Promise<LocalRecord[]> {
     const table = this.table(collection);
     if (!table) return [];
-    return (await this.records(table, { rows: "", books: "" }, { rows: [], books: [] })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return (await this.records(table, { rows: "true", books: "true" }, { rows: [], books: [] })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   async modifiedRecords(): Promise<LocalRecord[]> {
@@ -119,18 +118,17 @@ export class TableStore implements LocalStore {
       if (onlyCaptured && seen.length === 0) continue;
       // Only rows whose values changed since they were synced (or never were), and bookkeeping whose row is gone.
       const fp = this.driver.fingerprint("t", this.columnsOf(table));
-      const rowsOf = onlyCaptured
-        ? ` and t.${quote(table.id.name)} in (select ${this.driver.asColumn("c.id", table.id)} from ${captured} c where c.collection = ?)`
-        : "";
-      const records = await this.records(
-        table,
-        {
-          rows: `left join ${this.driver.own("records")} b on b.collection = ? and b.id = ${this.idText("t", table)} where (b.fp is null or b.fp <> ${fp})${rowsOf}`,
-          books: onlyCaptured ? `and b.id in (select c.id from ${captured} c where c.collection = ?)` : "",
-          rowParams: onlyCaptured ? [collection, collection] : [collection],
-        },
-        { rows: [], books: onlyCaptured ? [collection] : [] },
-      );
+      const changedRows = `(b.fp is null or b.fp <> ${fp})`;
+      const records = onlyCaptured
+        ? await this.records(
+            table,
+            {
+              rows: `${changedRows} and t.${quote(table.id.name)} in (select ${this.driver.asColumn("c.id", table.id)} from ${captured} c where c.collection = ?)`,
+              books: `b.id in (select c.id from ${captured} c where c.collection = ?)`,
+            },
+            { rows: [collection], books: [collection] },
+          )
+        : await this.records(table, { rows: changedRows, books: "true" }, { rows: [], books: [] });
       const modified = records.filter((r) => r.digest !== r.base?.digest);
       out.push(...modified);
       if (capturing) {
@@ -174,7 +172,11 @@ export class TableStore implements LocalStore {
     await this.driver.transaction(async (tx) => {
       // Several hundred rows per statement: a first sync writes every row of the table.
       const byCollection = new Map<string, LocalRecord[]>();
-      for (const record of write.putRecords ?? []) byCollection.set(record.collection, [...(byCollection.get(record.collection) ?? []), record]);
+      for (const record of write.putRecords ?? []) {
+        const list = byCollection.get(record.collection);
+        if (list) list.push(record);
+        else byCollection.set(record.collection, [record]);
+      }
       for (const [collection, records] of byCollection) await this.putRecords(tx, collection, lastById(records), config);
       for (const key of write.deleteRecords ?? []) await this.deleteRecord(tx, key);
       const outbox = this.driver.own("outbox");
@@ -223,29 +225,28 @@ export class TableStore implements LocalStore {
   }
 
   /**
-   * Rows (with their bookkeeping) and bookkeeping without rows, as local
-   * records. `filter.rows` follows `from table t` (it may join `b`),
-   * `filter.books` narrows bookkeeping rows `b` that have no table row.
+   * Rows (with their bookkeeping `b`) that meet `where.rows` (over the table
+   * `t` and `b`), and bookkeeping without a row that meets `where.books`, as
+   * local records; `params` fill the placeholders of each condition.
    */
   private async records(
     table: Table,
-    filter: { rows: string; books: string; rowParams?: unknown[] },
-    params: { rows: readonly unknown[]; books: readonly string[] },
+    where: { rows: string; books: string },
+    params: { rows: readonly unknown[]; books: readonly unknown[] },
   ): Promise<LocalRecord[]> {
     const { collection } = table.mapping;
     const own = this.driver.own("records");
     const fp = this.driver.fingerprint("t", this.columnsOf(table));
-    const selected = table.fields.map((f, i) => `${this.driver.selectable("t", f.column)} as c${i}`).join(", ");
-    const joined = filter.rows.startsWith("left join");
-    const rowSql = joined
-      ? `select ${this.idText("t", table)} as concord_id, ${fp} as concord_fp, b.base as concord_base, b.fp as concord_known${selected ? `, ${selected}` : ""}
-         from ${table.sql} t ${filter.rows}`
-      : `select ${this.idText("t", table)} as concord_id, ${fp} as concord_fp, b.base as concord_base, b.fp as concord_known${selected ? `, ${selected}` : ""}
-         from ${table.sql} t left join ${own} b on b.collection = ? and b.id = ${this.idText("t", table)} ${filter.rows}`;
-    const rows = await this.driver.all(rowSql, joined ? [...(filter.rowParams ?? []), ...params.rows] : [collection, ...params.rows]);
+    const selected = table.fields.map((f, i) => `, ${this.driver.selectable("t", f.column)} as c${i}`).join("");
+    const rows = await this.driver.all(
+      `select ${this.idText("t", table)} as concord_id, ${fp} as concord_fp, b.base as concord_base, b.fp as concord_known${selected}
+       from ${table.sql} t left join ${own} b on b.collection = ? and b.id = ${this.idText("t", table)}
+       where ${where.rows}`,
+      [collection, ...params.rows],
+    );
     const books = await this.driver.all(
-      `select b.id, b.base, b.modified_at from ${own} b where b.collection = ? ${filter.books}
-       and not exists (select 1 from ${table.sql} t where ${this.sameId("t", table, "b.id")})`,
+      `select b.id, b.base, b.modified_at from ${own} b
+       where b.collection = ? and ${where.books} and not exists (select 1 from ${table.sql} t where ${this.sameId("t", table, "b.id")})`,
       [collection, ...params.books],
     );
     const config = await this.hubConfig();
@@ -292,7 +293,8 @@ export class TableStore implements LocalStore {
 
   /** A row as the record the system speaks for (see the class comment). */
   private recordForm(table: Table, row: Record<string, unknown>, base: RecordBase | null, readable: Fields, writable: Fields): JsonObject {
-    const form: Record<string, JsonValue> = {};
+    // Entries, then one Object.fromEntries: an assignment to a field named __proto__ would set the prototype instead.
+    const form: [string, JsonValue][] = [];
     table.fields.forEach(({ field, column }, i) => {
       if (!allows(readable, field)) return;
       // A new record sends only what the system may write: anything else would be refused (forbidden).
@@ -303,11 +305,11 @@ export class TableStore implements LocalStore {
       } catch (error) {
         throw new RowProblem(column.name, `column "${column.name}": ${error instanceof UnmappableValue || error instanceof SyntaxError ? error.message : String(error)}`);
       }
-      if (value !== undefined) form[field] = value;
+      if (value !== undefined) form.push([field, value]);
     });
     // Fields the table has no column for keep the hub's values (a merge patch would otherwise remove them).
-    if (base?.data) for (const [key, value] of Object.entries(base.data)) if (!table.fieldNames.has(key)) form[key] = value;
-    return Object.fromEntries(Object.entries(form)) as JsonObject;
+    if (base?.data) for (const [key, value] of Object.entries(base.data)) if (!table.fieldNames.has(key)) form.push([key, value]);
+    return Object.fromEntries(form) as JsonObject;
   }
 
   /**

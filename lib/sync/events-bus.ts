@@ -227,7 +227,9 @@ export class EventBus implements EventFeed {
    * in `held`, looked at again shortly.
    */
   private async releasable(changes: HeardChange[]): Promise<HeardChange[]> {
-    // Read for every batch: the same statement tells the active policy version, which the batch needs anyway.
+    // A batch of policy notices only: nothing to hold or release.
+    if (changes.length === 0 && this.held.length === 0) return [];
+    // Read for every batch with changes: the same statement tells the active policy version, which the batch needs anyway.
     await this.readHorizon();
     // Held changes that are ready now go first: a change is never told after one committed later.
     const all = [...this.held, ...changes];

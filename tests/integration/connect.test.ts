@@ -323,4 +323,19 @@ describe.each(ENGINES)("concord connect on $name", (engine) => {
     const next = await openConnector(config, { fetch: inProcessFetch() });
     await next.close();
   });
+
+  it("sends a column named __proto__ as the field it is: the hub's refusal is quarantined with the reason, never dropped silently", async () => {
+    await sql.all(`create table orders (id text primary key, "__proto__" text, status text)`);
+    const file = path.join(dir, "proto.yaml");
+    config = parseConnectConfig(`hub: ${HUB_URL}\nkey: ${keys.crm}\ndatabase: ${database.database}\ncollections:\n  orders: {table: orders}\n`, file);
+    await sql.all(`insert into orders (id, "__proto__", status) values ('o-proto', 'odd', 'new')`);
+    const c = await open();
+    expect((await c.once()).report.quarantined).toBe(1);
+    const [entry] = await c.client.quarantined();
+    expect(entry?.record && Object.entries(entry.record)).toEqual([
+      ["__proto__", "odd"],
+      ["status", "new"],
+    ]);
+    expect(entry?.quarantine?.reason).toMatch(/__proto__/);
+  });
 });
